@@ -1,0 +1,1 @@
+"""Interfaces: CLI, Python SDK (and later REST API and web console)."""

@@ -1,0 +1,190 @@
+"""Python SDK: the small front door for driving the platform contract.
+
+Every function builds one transaction, signs it with the caller's identity,
+submits it to a ledger backend and returns the :class:`Receipt`. A refusal
+raises :class:`TxRefused` with the contract's code and reason; nothing changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ..crypto import Identity
+from ..ledger import Code, LedgerBackend, Receipt, TxRefused, build_tx
+
+__all__ = [
+    "add_member",
+    "apply_for",
+    "approve",
+    "create_unit",
+    "decide_release",
+    "finish_run",
+    "publish_version",
+    "register_dataset",
+    "reject",
+    "revoke",
+    "send",
+    "start_run",
+    "submit_task",
+]
+
+
+def send(ledger: LedgerBackend, who: Identity, tx_type: str, payload: dict[str, Any]) -> Receipt:
+    """Sign and submit one tx; raise :class:`TxRefused` unless the contract accepted it."""
+    stx = build_tx(who, ledger.genesis.chain_id, tx_type, payload)
+    receipt = ledger.submit(stx)
+    if receipt.code != 0:
+        raise TxRefused(receipt.tx_id, receipt.code, Code(receipt.code).name, receipt.reason)
+    return receipt
+
+
+def create_unit(
+    ledger: LedgerBackend, admin: Identity, unit: str, name: str, description: str = ""
+) -> Receipt:
+    return send(ledger, admin, "unit.create", {"unit": unit, "name": name, "description": description})
+
+
+def add_member(
+    ledger: LedgerBackend,
+    admin: Identity,
+    member: Identity,
+    *,
+    name: str,
+    roles: Sequence[str],
+    unit: str | None = None,
+) -> Receipt:
+    payload: dict[str, Any] = {"public_key": member.public_hex, "name": name, "roles": list(roles)}
+    if unit is not None:
+        payload["unit"] = unit
+    return send(ledger, admin, "member.add", payload)
+
+
+def register_dataset(
+    ledger: LedgerBackend,
+    owner: Identity,
+    *,
+    unit: str,
+    name: str,
+    title: str,
+    kind: str,
+    schema: Sequence[dict[str, Any]],
+    row_count: int,
+    content_digest: str,
+    description: str = "",
+    tags: Sequence[str] = (),
+    visibility: dict[str, Any] | None = None,
+    approval_levels: Sequence[str] = ("unit",),
+) -> Receipt:
+    return send(
+        ledger,
+        owner,
+        "dataset.register",
+        {
+            "unit": unit,
+            "name": name,
+            "title": title,
+            "kind": kind,
+            "schema": list(schema),
+            "row_count": row_count,
+            "content_digest": content_digest,
+            "description": description,
+            "tags": list(tags),
+            "visibility": visibility or {"mode": "consortium", "orgs": []},
+            "approval_levels": list(approval_levels),
+        },
+    )
+
+
+def publish_version(
+    ledger: LedgerBackend,
+    owner: Identity,
+    *,
+    dataset: str,
+    schema: Sequence[dict[str, Any]],
+    row_count: int,
+    content_digest: str,
+) -> Receipt:
+    payload = {"dataset": dataset, "schema": list(schema), "row_count": row_count}
+    return send(ledger, owner, "dataset.version", {**payload, "content_digest": content_digest})
+
+
+def apply_for(
+    ledger: LedgerBackend,
+    applicant: Identity,
+    *,
+    dataset: str,
+    purpose: str,
+    columns: Sequence[str],
+    engines: Sequence[str],
+    expires_at: int,
+    max_uses: int,
+    versions: str | Sequence[int] = "latest",
+) -> Receipt:
+    """Apply for use of a dataset. The receipt's ``tx_id`` is the application (grant) id."""
+    return send(
+        ledger,
+        applicant,
+        "application.submit",
+        {
+            "dataset": dataset,
+            "purpose": purpose,
+            "columns": list(columns),
+            "engines": list(engines),
+            "expires_at": expires_at,
+            "max_uses": max_uses,
+            "versions": versions if isinstance(versions, str) else list(versions),
+        },
+    )
+
+
+def approve(ledger: LedgerBackend, approver: Identity, application: str, level: str = "unit") -> Receipt:
+    return send(ledger, approver, "application.approve", {"application": application, "level": level})
+
+
+def reject(
+    ledger: LedgerBackend, approver: Identity, application: str, level: str = "unit", reason: str = ""
+) -> Receipt:
+    payload = {"application": application, "level": level, "reason": reason}
+    return send(ledger, approver, "application.reject", payload)
+
+
+def revoke(ledger: LedgerBackend, owner: Identity, application: str, reason: str) -> Receipt:
+    return send(ledger, owner, "application.revoke", {"application": application, "reason": reason})
+
+
+def submit_task(
+    ledger: LedgerBackend,
+    requester: Identity,
+    *,
+    engine: str,
+    inputs: Sequence[dict[str, Any]],
+    code_digest: str,
+    params: dict[str, Any] | None = None,
+    schedule: str = "now",
+) -> Receipt:
+    payload = {"engine": engine, "inputs": list(inputs), "code_digest": code_digest}
+    return send(ledger, requester, "task.submit", {**payload, "params": params or {}, "schedule": schedule})
+
+
+def start_run(ledger: LedgerBackend, requester: Identity, task: str, input_digests: Sequence[str]) -> Receipt:
+    return send(ledger, requester, "run.start", {"task": task, "input_digests": list(input_digests)})
+
+
+def finish_run(
+    ledger: LedgerBackend,
+    requester: Identity,
+    run: str,
+    *,
+    output_digest: str | None,
+    status: str = "succeeded",
+    reason: str = "",
+) -> Receipt:
+    payload = {"run": run, "status": status, "output_digest": output_digest, "reason": reason}
+    return send(ledger, requester, "run.finish", payload)
+
+
+def decide_release(
+    ledger: LedgerBackend, owner: Identity, run: str, dataset: str, decision: str = "approve"
+) -> Receipt:
+    return send(ledger, owner, "release.decide", {"run": run, "dataset": dataset, "decision": decision})

@@ -1,0 +1,49 @@
+"""Ledger layer: transactions, blocks, the platform contract and chain backends."""
+
+from . import embedded as _embedded  # noqa: F401  (registers 'embedded' and 'memory')
+from .backend import (
+    Head,
+    InclusionProof,
+    LedgerBackend,
+    Receipt,
+    available_backends,
+    open_backend,
+    verify_proof,
+)
+from .block import Block, BlockHeader, verify_block
+from .codes import Code, Result
+from .contract import TX_TYPES, BlockInfo, Contract
+from .errors import ChainCorrupted, GenesisError, LedgerError, TxRefused, UnknownBackend
+from .genesis import Genesis, GenesisOrg, Params, load_genesis
+from .tx import SignedTx, Tx, build_tx, decode_tx
+
+__all__ = [
+    "TX_TYPES",
+    "Block",
+    "BlockHeader",
+    "BlockInfo",
+    "ChainCorrupted",
+    "Code",
+    "Contract",
+    "Genesis",
+    "GenesisError",
+    "GenesisOrg",
+    "Head",
+    "InclusionProof",
+    "LedgerBackend",
+    "LedgerError",
+    "Params",
+    "Receipt",
+    "Result",
+    "SignedTx",
+    "Tx",
+    "TxRefused",
+    "UnknownBackend",
+    "available_backends",
+    "build_tx",
+    "decode_tx",
+    "load_genesis",
+    "open_backend",
+    "verify_block",
+    "verify_proof",
+]

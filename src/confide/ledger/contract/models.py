@@ -1,0 +1,209 @@
+"""Payload schemas of every transaction type (pydantic, strict, no extra fields).
+
+One model per tx type; the contract validates the payload with it before any
+handler runs, so handlers see only well-formed input. A schema error becomes a
+``MALFORMED`` rejection naming the field.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = [
+    "ENGINES",
+    "ROLES",
+    "ApplicationDecide",
+    "ApplicationRevoke",
+    "ApplicationSubmit",
+    "ColumnSpec",
+    "DatasetKind",
+    "DatasetRegister",
+    "DatasetUpdate",
+    "DatasetVersion",
+    "MemberAdd",
+    "MemberRemove",
+    "ReleaseDecide",
+    "RunFinish",
+    "RunStart",
+    "TaskCancel",
+    "TaskInput",
+    "TaskSubmit",
+    "UnitCreate",
+    "Visibility",
+]
+
+Ident = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+DatasetId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}(/[a-z0-9][a-z0-9_-]{0,62}){2}$")]
+Hex64 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+Text = Annotated[str, Field(max_length=2000)]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+ColumnName = Annotated[str, Field(min_length=1, max_length=128)]
+Ms = Annotated[int, Field(ge=0)]
+
+ROLES = ("org_admin", "unit_owner", "analyst", "auditor")
+ENGINES = ("tee", "psi", "mpc", "fl")
+Role = Literal["org_admin", "unit_owner", "analyst", "auditor"]
+Engine = Literal["tee", "psi", "mpc", "fl"]
+
+
+class _P(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+DatasetKind = Literal["table", "document", "files", "api"]
+
+
+class MemberAdd(_P):
+    public_key: Annotated[str, Field(pattern=r"^[0-9a-f]{64,200}$")]
+    name: Name
+    roles: list[Role] = Field(min_length=1, max_length=4)
+    unit: Ident | None = None
+
+    @model_validator(mode="after")
+    def _unit_owner_needs_unit(self) -> MemberAdd:
+        if ("unit_owner" in self.roles) != (self.unit is not None):
+            raise ValueError("roles/unit: a unit_owner must name its unit, and only a unit_owner")
+        return self
+
+
+class MemberRemove(_P):
+    key_id: Hex64
+
+
+class UnitCreate(_P):
+    unit: Ident
+    name: Name
+    description: Text = ""
+
+
+class ColumnSpec(_P):
+    name: ColumnName
+    type: Annotated[str, Field(min_length=1, max_length=64)]
+    nullable: bool = True
+    description: Text = ""
+
+
+class Visibility(_P):
+    mode: Literal["consortium", "orgs", "private"] = "consortium"
+    orgs: list[Ident] = Field(default_factory=list, max_length=100)
+
+    @model_validator(mode="after")
+    def _orgs_only_for_orgs_mode(self) -> Visibility:
+        if (self.mode == "orgs") != bool(self.orgs):
+            raise ValueError("mode/orgs: list orgs exactly when mode is 'orgs'")
+        return self
+
+
+class _VersionFields(_P):
+    schema_: list[ColumnSpec] = Field(alias="schema", max_length=2000)
+    row_count: Annotated[int, Field(ge=0)]
+    content_digest: Hex64
+
+
+class DatasetRegister(_VersionFields):
+    unit: Ident
+    name: Ident
+    title: Name
+    kind: DatasetKind
+    description: Text = ""
+    tags: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        default_factory=list, max_length=32
+    )
+    visibility: Visibility = Visibility()
+    approval_levels: list[Literal["unit", "org"]] = Field(default=["unit"], min_length=1)
+
+    @model_validator(mode="after")
+    def _levels(self) -> DatasetRegister:
+        if self.approval_levels not in (["unit"], ["org"], ["unit", "org"]):
+            raise ValueError("approval_levels: one of ['unit'], ['org'], ['unit', 'org']")
+        names = [c.name for c in self.schema_]
+        if len(set(names)) != len(names):
+            raise ValueError("schema: column names must be unique")
+        return self
+
+
+class DatasetVersion(_VersionFields):
+    dataset: DatasetId
+
+    @model_validator(mode="after")
+    def _unique(self) -> DatasetVersion:
+        names = [c.name for c in self.schema_]
+        if len(set(names)) != len(names):
+            raise ValueError("schema: column names must be unique")
+        return self
+
+
+class DatasetUpdate(_P):
+    dataset: DatasetId
+    title: Name | None = None
+    description: Text | None = None
+    tags: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = None
+    visibility: Visibility | None = None
+
+
+class ApplicationSubmit(_P):
+    dataset: DatasetId
+    purpose: Annotated[str, Field(min_length=1, max_length=2000)]
+    columns: list[ColumnName] = Field(min_length=1, max_length=2000)
+    engines: list[Engine] = Field(min_length=1, max_length=4)
+    expires_at: Ms
+    max_uses: Annotated[int, Field(ge=1, le=1_000_000)]
+    versions: Literal["latest"] | list[Annotated[int, Field(ge=1)]] = "latest"
+
+
+class ApplicationDecide(_P):
+    application: Hex64
+    level: Literal["unit", "org"]
+    reason: Text = ""
+
+
+class ApplicationRevoke(_P):
+    application: Hex64
+    reason: Annotated[str, Field(min_length=1, max_length=2000)]
+
+
+class TaskInput(_P):
+    dataset: DatasetId
+    grant: Hex64
+    columns: list[ColumnName] = Field(min_length=1, max_length=2000)
+
+
+class TaskSubmit(_P):
+    engine: Engine
+    inputs: list[TaskInput] = Field(min_length=1, max_length=16)
+    code_digest: Hex64
+    params: dict[str, str | int | bool | None] = Field(default_factory=dict, max_length=64)
+    schedule: Annotated[str, Field(min_length=1, max_length=200)] = "now"
+
+
+class TaskCancel(_P):
+    task: Hex64
+    reason: Text = ""
+
+
+class RunStart(_P):
+    task: Hex64
+    input_digests: list[Hex64] = Field(min_length=1, max_length=16)
+    attestation_digest: Hex64 | None = None
+
+
+class RunFinish(_P):
+    run: Hex64
+    status: Literal["succeeded", "failed"]
+    output_digest: Hex64 | None = None
+    reason: Text = ""
+
+    @model_validator(mode="after")
+    def _digest_iff_success(self) -> RunFinish:
+        if (self.status == "succeeded") != (self.output_digest is not None):
+            raise ValueError("status/output_digest: a succeeded run has an output digest")
+        return self
+
+
+class ReleaseDecide(_P):
+    run: Hex64
+    dataset: DatasetId
+    decision: Literal["approve", "reject"]
+    reason: Text = ""

@@ -1,0 +1,161 @@
+"""Tasks, runs and result releases, as records (engines fill them in later issues).
+
+* ``task.submit``: only the holder of every input grant; each grant must be
+  live, for that dataset, allow the engine and cover the columns.
+* ``run.start``: grants are re-checked at every run and one use of each is
+  consumed; each input digest must be the content digest of a dataset version
+  the grant covers.
+* ``run.finish``: the requester reports success (with output digest) or failure.
+* ``release.decide``: each input dataset's owner (unit owner or org admin)
+  approves or rejects; the release is ``released`` only when all approved.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..codes import Code, Reject
+from .catalog import can_manage
+from .ctx import Ctx
+from .grants import check_grant_use
+from .models import ReleaseDecide, RunFinish, RunStart, TaskCancel, TaskSubmit
+
+__all__ = ["release_decide", "run_finish", "run_start", "task_cancel", "task_submit"]
+
+
+def task_submit(ctx: Ctx, p: TaskSubmit) -> None:
+    ctx.member()
+    datasets = [i.dataset for i in p.inputs]
+    if len(set(datasets)) != len(datasets):
+        raise Reject(Code.MALFORMED, "inputs: each dataset may appear once")
+    for i in p.inputs:
+        ctx.dataset(i.dataset)
+        check_grant_use(ctx, i.grant, dataset=i.dataset, engine=p.engine, columns=i.columns)
+    ctx.state.put(
+        f"task/{ctx.tx.tx_id}",
+        {
+            "id": ctx.tx.tx_id,
+            "requester": ctx.tx.signer,
+            "requester_org": ctx.org,
+            "engine": p.engine,
+            "inputs": [i.model_dump() for i in p.inputs],
+            "code_digest": p.code_digest,
+            "params": p.params,
+            "schedule": p.schedule,
+            "status": "active",
+            "runs": [],
+            "submitted_at": ctx.now,
+        },
+    )
+    ctx.emit("task.submitted", task=ctx.tx.tx_id, engine=p.engine, inputs=datasets)
+
+
+def _task(ctx: Ctx, task_id: str) -> dict[str, Any]:
+    return ctx.load(f"task/{task_id}", "task")
+
+
+def task_cancel(ctx: Ctx, p: TaskCancel) -> None:
+    task = _task(ctx, p.task)
+    ctx.require(task["requester"] == ctx.tx.signer, "only the requester cancels a task")
+    if task["status"] != "active":
+        raise Reject(Code.INVALID_STATE, f"task is {task['status']}")
+    task["status"] = "cancelled"
+    task["cancelled"] = {"at": ctx.now, "reason": p.reason}
+    ctx.state.put(f"task/{p.task}", task)
+    ctx.emit("task.cancelled", task=p.task)
+
+
+def _covered_digests(ds: dict[str, Any], grant: dict[str, Any]) -> set[str]:
+    if grant["versions"] == "latest":
+        return {ds["versions"][-1]["content_digest"]}
+    wanted = set(grant["versions"])
+    return {v["content_digest"] for v in ds["versions"] if v["version"] in wanted}
+
+
+def run_start(ctx: Ctx, p: RunStart) -> None:
+    task = _task(ctx, p.task)
+    ctx.require(task["requester"] == ctx.tx.signer, "only the task's requester starts its runs")
+    if task["status"] != "active":
+        raise Reject(Code.INVALID_STATE, f"task is {task['status']}")
+    if len(p.input_digests) != len(task["inputs"]):
+        raise Reject(Code.MALFORMED, "input_digests: one digest per task input")
+    grants = []
+    for inp, digest in zip(task["inputs"], p.input_digests, strict=True):
+        grant = check_grant_use(
+            ctx, inp["grant"], dataset=inp["dataset"], engine=task["engine"], columns=inp["columns"]
+        )
+        if digest not in _covered_digests(ctx.dataset(inp["dataset"]), grant):
+            raise Reject(
+                Code.OUT_OF_SCOPE,
+                f"input {inp['dataset']}: digest is not a version the grant covers",
+            )
+        grants.append(grant)
+    for grant in grants:
+        grant["uses"] += 1
+        if grant["uses"] >= grant["max_uses"]:
+            grant["status"] = "exhausted"
+        ctx.state.put(f"app/{grant['id']}", grant)
+    run_id = ctx.tx.tx_id
+    task["runs"].append(run_id)
+    ctx.state.put(f"task/{p.task}", task)
+    ctx.state.put(
+        f"run/{run_id}",
+        {
+            "id": run_id,
+            "task": p.task,
+            "input_digests": p.input_digests,
+            "attestation_digest": p.attestation_digest,
+            "status": "running",
+            "started_at": ctx.now,
+            "started_by": ctx.tx.signer,
+        },
+    )
+    ctx.emit("run.started", run=run_id, task=p.task)
+
+
+def run_finish(ctx: Ctx, p: RunFinish) -> None:
+    run = ctx.load(f"run/{p.run}", "run")
+    task = _task(ctx, run["task"])
+    ctx.require(task["requester"] == ctx.tx.signer, "only the task's requester reports its runs")
+    if run["status"] != "running":
+        raise Reject(Code.INVALID_STATE, f"run is {run['status']}")
+    run.update(status=p.status, output_digest=p.output_digest, reason=p.reason)
+    run["finished_at"] = ctx.now
+    ctx.state.put(f"run/{p.run}", run)
+    if p.status == "succeeded":
+        owners = sorted({i["dataset"] for i in task["inputs"]})
+        ctx.state.put(
+            f"release/{p.run}",
+            {
+                "run": p.run,
+                "task": task["id"],
+                "required": owners,
+                "decisions": {},
+                "status": "pending",
+            },
+        )
+    ctx.emit("run.finished", run=p.run, status=p.status)
+
+
+def release_decide(ctx: Ctx, p: ReleaseDecide) -> None:
+    rel = ctx.load(f"release/{p.run}", "release")
+    if p.dataset not in rel["required"]:
+        raise Reject(Code.NOT_FOUND, f"dataset {p.dataset} is not an input of this run")
+    ctx.require(can_manage(ctx, ctx.dataset(p.dataset)), "only the input dataset's owner decides")
+    if p.dataset in rel["decisions"]:
+        raise Reject(Code.DUPLICATE_DECISION, f"release for {p.dataset} already decided")
+    if rel["status"] != "pending":
+        raise Reject(Code.INVALID_STATE, f"release is {rel['status']}")
+    rel["decisions"][p.dataset] = {
+        "decision": p.decision,
+        "by": ctx.tx.signer,
+        "at": ctx.now,
+        "reason": p.reason,
+        "tx": ctx.tx.tx_id,
+    }
+    if p.decision == "reject":
+        rel["status"] = "rejected"
+    elif set(rel["decisions"]) == set(rel["required"]):
+        rel["status"] = "released"
+    ctx.state.put(f"release/{p.run}", rel)
+    ctx.emit("release.decided", run=p.run, dataset=p.dataset, status=rel["status"])

@@ -1,0 +1,117 @@
+"""Genesis: the consortium's founding document.
+
+A genesis file (canonical JSON) names the chain id, the crypto suite, the
+orderer's public key, the member orgs with their admin keys, the contract
+parameters and the trusted enclave measurements. Every node starts from the
+same file; its digest is written into block 0, so two nodes with different
+genesis files can never accept each other's chains.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ..crypto import InvalidKey, Suite, canonical_bytes, get_suite
+from .errors import GenesisError
+
+__all__ = ["Genesis", "GenesisOrg", "Params", "credit_code_valid", "load_genesis"]
+
+_ID = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+_CREDIT_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+_CREDIT_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+
+
+def credit_code_valid(code: str) -> bool:
+    """Check a unified social credit code (GB 32100-2015): 18 chars, mod-31 check char."""
+    if len(code) != 18 or any(c not in _CREDIT_ALPHABET for c in code):
+        return False
+    total = sum(_CREDIT_ALPHABET.index(c) * w for c, w in zip(code[:17], _CREDIT_WEIGHTS, strict=True))
+    check = (31 - total % 31) % 31
+    return _CREDIT_ALPHABET[check] == code[17]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class GenesisOrg(_Strict):
+    id: str = Field(pattern=_ID)
+    name: str = Field(min_length=1, max_length=200)
+    credit_code: str | None = None
+    admin_public_key: str = Field(description="hex of the admin key's raw public key")
+
+    @field_validator("credit_code")
+    @classmethod
+    def _credit(cls, v: str | None) -> str | None:
+        if v is not None and not credit_code_valid(v):
+            raise ValueError(f"{v!r} is not a valid unified social credit code (GB 32100-2015)")
+        return v
+
+
+class Params(_Strict):
+    tx_window_ms: int = Field(default=3_600_000, gt=0, description="max age of created_at")
+    max_clock_skew_ms: int = Field(default=300_000, ge=0, description="max created_at in future")
+    max_block_txs: int = Field(default=2000, gt=0, le=100_000)
+
+
+class Genesis(_Strict):
+    chain_id: str = Field(pattern=_ID)
+    name: str = Field(min_length=1, max_length=200)
+    suite: str = "default"
+    genesis_time: int = Field(ge=0, description="ms since epoch, UTC")
+    orderer_public_key: str
+    orgs: list[GenesisOrg] = Field(min_length=1)
+    params: Params = Params()
+    trusted_measurements: list[dict[str, Any]] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Genesis:
+        ids = [o.id for o in self.orgs]
+        if len(set(ids)) != len(ids):
+            raise ValueError("orgs: org ids must be unique")
+        suite = get_suite(self.suite)
+        keys = [self.orderer_public_key, *(o.admin_public_key for o in self.orgs)]
+        try:
+            parsed = [suite.load_public(bytes.fromhex(k)) for k in keys]
+        except (ValueError, InvalidKey) as exc:
+            raise ValueError(f"a public key is not a valid {self.suite!r} key: {exc}") from None
+        if len({p.raw() for p in parsed}) != len(parsed):
+            raise ValueError("orderer_public_key and orgs[].admin_public_key must all differ")
+        return self
+
+    @property
+    def crypto(self) -> Suite:
+        return get_suite(self.suite)
+
+    def canonical(self) -> bytes:
+        return canonical_bytes(self.model_dump(mode="json"))
+
+    def digest(self) -> str:
+        return self.crypto.hash(self.canonical()).hex()
+
+    def orderer_key_id(self) -> str:
+        return self.crypto.load_public(bytes.fromhex(self.orderer_public_key)).key_id()
+
+    def save(self, path: str | Path) -> Path:
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(json.dumps(self.model_dump(mode="json"), indent=2).encode() + b"\n")
+        return p
+
+
+def load_genesis(path: str | Path) -> Genesis:
+    p = Path(path)
+    try:
+        raw = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise GenesisError(f"genesis file {p} not found; create one with 'confide ledger init'") from None
+    except json.JSONDecodeError as exc:
+        raise GenesisError(f"genesis file {p} is not JSON: {exc}") from None
+    try:
+        return Genesis.model_validate(raw)
+    except ValidationError as exc:
+        raise GenesisError(f"genesis file {p} is invalid:\n{exc}") from None

@@ -1,0 +1,1 @@
+"""Scenarios: data generators and end-to-end flows built on the lower layers."""
