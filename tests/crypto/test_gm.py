@@ -238,7 +238,11 @@ def test_every_flipped_signature_bit_fails() -> None:
         assert str(info.value) == "signature verification failed"  # opaque, no detail
 
 
-@pytest.mark.parametrize("bad", [b"", b"\x30\x00", b"\x01\x02\x03", bytes(72)])
+@pytest.mark.parametrize(
+    "bad",
+    [b"", b"\x30\x00", b"\x01\x02\x03", bytes(72)],
+    ids=["empty", "empty-sequence", "garbage", "zeros"],
+)
 def test_garbage_signature_fails(bad: bytes) -> None:
     with pytest.raises(InvalidSignature):
         SUITE.generate().public_key().verify(bad, b"m")

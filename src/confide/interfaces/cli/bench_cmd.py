@@ -1,0 +1,27 @@
+"""``confide bench``: benchmark commands; the last line printed is one JSON object."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from ._common import friendly
+
+bench_app = typer.Typer(help="Benchmarks (print one JSON line last).", no_args_is_help=True)
+
+
+@bench_app.command("ledger")
+@friendly
+def ledger(
+    txs: int = typer.Option(20_000, help="Signed client txs to commit."),
+    block_txs: int = typer.Option(2000, help="Max txs per block."),
+    workdir: Path | None = typer.Option(None, help="Folder for the stores (default: a temp dir)."),
+    suite: str = typer.Option("default", help="Crypto suite: default or gm."),
+) -> None:
+    """Orderer + separate replica process, durable on disk; also raw verify/s on one core."""
+    from ...ledger.bench import run_ledger_bench
+
+    result = run_ledger_bench(txs=txs, block_txs=block_txs, workdir=workdir, suite=suite)
+    print(json.dumps(result, sort_keys=True))
