@@ -16,7 +16,7 @@ __all__ = ["audit_trail", "describe_tx"]
 
 
 def _fmt_time(ms: int) -> str:
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 def describe_tx(tx_type: str, payload: dict[str, Any]) -> str:

@@ -15,7 +15,8 @@ from ...crypto import ConfideCryptoError
 from ...ledger import LedgerError, TxRefused
 from ...ledger.local import LocalLedger
 
-console = Console()
+# Wide enough for audit tables when output is piped (CI logs, make demo).
+console = Console(width=None if Console().is_terminal else 160)
 err_console = Console(stderr=True)
 P = ParamSpec("P")
 R = TypeVar("R")
