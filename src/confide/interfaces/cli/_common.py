@@ -17,7 +17,7 @@ from ...ledger.local import LocalLedger
 
 # Wide enough for audit tables when output is piped (CI logs, make demo).
 console = Console(width=None if Console().is_terminal else 160)
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 P = ParamSpec("P")
 R = TypeVar("R")
 
