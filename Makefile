@@ -11,11 +11,11 @@ help:
 	@echo "make test   - set up .venv, run ruff, mypy and the test suite"
 	@echo "make bench  - run 'confide bench ledger --txs 20000'"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=/path/to/python3.11'"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip==25.3"
-	$(BIN)/python -m pip install --quiet -e ".[dev,gm]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,gm]"
 	@touch $(STAMP)
 
 demo: $(STAMP)

@@ -38,11 +38,13 @@ def _utf16_key(s: str) -> bytes:
 
 def _check_str(s: str) -> bool:
     """Validate a string; return True if it holds a non-BMP character."""
+    if s.isascii():
+        return False
     try:
         s.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise CanonicalEncodingError("string holds a lone surrogate") from exc
-    return any(ord(c) > 0xFFFF for c in s) if not s.isascii() else False
+    return any(ord(c) > 0xFFFF for c in s)
 
 
 def _validate(value: Any, depth: int = 0) -> bool:
@@ -54,7 +56,8 @@ def _validate(value: Any, depth: int = 0) -> bool:
         raise CanonicalEncodingError("value nested deeper than 64 levels")
     t = type(value)
     if t is str:
-        _check_str(value)
+        if not value.isascii():
+            _check_str(value)
         return False
     if t is bool or value is None:
         return False

@@ -51,6 +51,8 @@ class Result:
     code: Code = Code.OK
     reason: str = ""
     events: list[dict[str, Any]] = field(default_factory=list)
+    tx_type: str = "?"  # filled in when the body parsed, for the tx index
+    signer: str = "?"
 
     @property
     def ok(self) -> bool:

@@ -120,18 +120,10 @@ class Contract:
             )
 
     # -- execution -------------------------------------------------------------
-    def _public_key(self, state: StateView, key_id: str) -> PublicKey | None:
-        member = state.get(f"member/{key_id}")
-        if member is None or not member["active"]:
-            return None
-        key = self._keys.get(key_id)
-        if key is None:
-            key = self._keys[key_id] = self.suite.load_public(bytes.fromhex(member["public_key"]))
-        return key
-
     def _envelope(
         self, state: StateView, stx: SignedTx, tx: Tx, block: BlockInfo, seen: Callable[[str], bool]
-    ) -> None:
+    ) -> dict[str, Any]:
+        """Chain, replay, window, signer and signature checks; returns the signer's member record."""
         params = self.genesis.params
         if tx.chain != self.chain:
             raise Reject(Code.WRONG_CHAIN, f"tx is for chain {tx.chain!r}, this is {self.chain!r}")
@@ -141,13 +133,17 @@ class Contract:
             raise Reject(Code.STALE, "created_at is older than the accepted window; sign anew")
         if tx.created_at > block.time + params.max_clock_skew_ms:
             raise Reject(Code.STALE, "created_at is in the future; check the signer's clock")
-        key = self._public_key(state, tx.signer)
-        if key is None:
+        member = state.get(f"member/{tx.signer}")
+        if member is None or not member["active"]:
             raise Reject(Code.UNKNOWN_SIGNER, "signer is not an active member key")
+        key = self._keys.get(tx.signer)
+        if key is None:
+            key = self._keys[tx.signer] = self.suite.load_public(bytes.fromhex(member["public_key"]))
         try:
             key.verify(stx.signature, TX_DOMAIN + stx.body)
         except InvalidSignature:
             raise Reject(Code.BAD_SIGNATURE, "signature does not verify") from None
+        return member
 
     def execute(
         self, state: Overlay, stx: SignedTx, block: BlockInfo, seen: Callable[[str], bool]
@@ -161,7 +157,7 @@ class Contract:
         scratch = Overlay(state)
         ctx = Ctx(scratch, tx, block)
         try:
-            self._envelope(state, stx, tx, block, seen)
+            ctx._member = self._envelope(state, stx, tx, block, seen)
             entry = self._table.get(tx.type)
             if entry is None:
                 raise Reject(Code.UNKNOWN_TYPE, f"unknown tx type {tx.type!r}")
@@ -172,9 +168,9 @@ class Contract:
                 raise Reject(Code.MALFORMED, _schema_reason(exc)) from None
             handler(ctx, payload)
         except Reject as rej:
-            return tx_id, Result(rej.code, rej.reason)
+            return tx_id, Result(rej.code, rej.reason, tx_type=tx.type, signer=tx.signer)
         scratch.merge_into(state)
-        return tx_id, Result(Code.OK, "", ctx.events)
+        return tx_id, Result(Code.OK, "", ctx.events, tx_type=tx.type, signer=tx.signer)
 
     def check(self, state: StateView, stx: SignedTx, block: BlockInfo, seen: Callable[[str], bool]) -> Result:
         """Would ``stx`` be accepted now? Never changes ``state``."""

@@ -21,7 +21,7 @@ from ..contract import BlockInfo, Overlay
 from ..errors import LedgerError, TxRefused
 from ..genesis import Genesis
 from ..tx import SignedTx
-from .replica import Replica, _peek
+from .replica import Replica
 from .store import ChainDB
 
 __all__ = ["SoloOrderer", "wall_clock_ms"]
@@ -99,7 +99,7 @@ class SoloOrderer:
         self._txs.append(stx)
         self._ids.append(tx_id)
         self._ids_set.add(tx_id)
-        self._outcomes.append((_peek(stx, "type"), _peek(stx, "signer"), res))
+        self._outcomes.append((res.tx_type, res.signer, res))
         if len(self._txs) >= self.genesis.params.max_block_txs:
             self.cut()
         return tx_id

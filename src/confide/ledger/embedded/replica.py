@@ -9,8 +9,6 @@ an orderer-signed block means tampering and the whole block is refused.
 
 from __future__ import annotations
 
-import json
-
 from ...crypto import PublicKey
 from ..block import ZERO_HASH, Block, BlockHeader, verify_block
 from ..codes import Code, Result
@@ -59,7 +57,7 @@ class Replica:
                 raise ChainCorrupted(header.height, f"tx {i} ({tx_id[:16]}): signature does not verify")
             in_block.add(tx_id)
             ids.append(tx_id)
-            outcomes.append((_peek(stx, "type"), _peek(stx, "signer"), res))
+            outcomes.append((res.tx_type, res.signer, res))
         return overlay, ids, outcomes
 
     def apply_block(self, block: Block) -> list[Result]:
@@ -104,12 +102,3 @@ class Replica:
 
     def state_root(self) -> str:
         return self.db.state_root(self.suite)
-
-
-def _peek(stx: SignedTx, field: str) -> str:
-    """Best-effort type/signer for the tx index (malformed bodies give '?')."""
-    try:
-        v = json.loads(stx.body).get(field)
-    except (ValueError, AttributeError):
-        return "?"
-    return v if isinstance(v, str) else "?"
