@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 
 from cryptography.exceptions import InvalidSignature as _CryptoInvalidSignature
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -69,7 +70,7 @@ class DefaultSuite(Suite):
     def load_private_pem(self, pem: bytes) -> PrivateKey:
         try:
             key = serialization.load_pem_private_key(pem, password=None)
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
             raise InvalidKey(f"cannot parse private key PEM: {exc}") from None
         if not isinstance(key, Ed25519PrivateKey):
             raise InvalidKey("private key is not an Ed25519 key (suite 'default')")

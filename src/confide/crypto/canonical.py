@@ -134,6 +134,8 @@ def parse_canonical(data: bytes) -> Any:
         )
     except CanonicalEncodingError:
         raise
+    except RecursionError:
+        raise CanonicalEncodingError("JSON nested too deeply") from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise CanonicalEncodingError(f"not valid JSON: {exc}") from exc
     if canonical_bytes(value) != data:

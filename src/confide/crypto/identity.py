@@ -7,6 +7,7 @@ the public key and refers to it by key id (the suite hash of the raw public key)
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,13 +48,25 @@ class Identity:
         return self.key.sign(message)
 
     def save(self, path: str | Path) -> Path:
-        """Write the key as PEM, created with mode 0600 (never world-readable)."""
+        """Write the key as PEM with mode 0600 (never world-readable, even for a moment).
+
+        The key goes to a fresh 0600 temp file in the same folder, which then
+        atomically replaces ``path``: an existing file's looser mode or open
+        readers never see the new key.
+        """
         p = Path(path)
         p.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(self.key.to_pem())
-        os.chmod(p, 0o600)
+        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+        try:
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(self.key.to_pem())
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, p)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
         return p
 
 

@@ -124,15 +124,7 @@ class Contract:
         self, state: StateView, stx: SignedTx, tx: Tx, block: BlockInfo, seen: Callable[[str], bool]
     ) -> dict[str, Any]:
         """Chain, replay, window, signer and signature checks; returns the signer's member record."""
-        params = self.genesis.params
-        if tx.chain != self.chain:
-            raise Reject(Code.WRONG_CHAIN, f"tx is for chain {tx.chain!r}, this is {self.chain!r}")
-        if seen(tx.tx_id):
-            raise Reject(Code.REPLAYED, "this tx id is already on the chain")
-        if tx.created_at < block.time - params.tx_window_ms:
-            raise Reject(Code.STALE, "created_at is older than the accepted window; sign anew")
-        if tx.created_at > block.time + params.max_clock_skew_ms:
-            raise Reject(Code.STALE, "created_at is in the future; check the signer's clock")
+        # Signature first: a forged tx must never reach any other check (nor hide behind one).
         member = state.get(f"member/{tx.signer}")
         if member is None or not member["active"]:
             raise Reject(Code.UNKNOWN_SIGNER, "signer is not an active member key")
@@ -143,6 +135,15 @@ class Contract:
             key.verify(stx.signature, TX_DOMAIN + stx.body)
         except InvalidSignature:
             raise Reject(Code.BAD_SIGNATURE, "signature does not verify") from None
+        params = self.genesis.params
+        if tx.chain != self.chain:
+            raise Reject(Code.WRONG_CHAIN, f"tx is for chain {tx.chain!r}, this is {self.chain!r}")
+        if seen(tx.tx_id):
+            raise Reject(Code.REPLAYED, "this tx id is already on the chain")
+        if tx.created_at < block.time - params.tx_window_ms:
+            raise Reject(Code.STALE, "created_at is older than the accepted window; sign anew")
+        if tx.created_at > block.time + params.max_clock_skew_ms:
+            raise Reject(Code.STALE, "created_at is in the future; check the signer's clock")
         return member
 
     def execute(

@@ -95,6 +95,8 @@ class SoloOrderer:
             self._info = BlockInfo(self.replica.height + 1, max(self.clock(), prev.time))
         tx_id, res = self.replica.contract.execute(self._overlay, stx, self._info, self._seen)
         if not res.ok:
+            if not self._txs:
+                self._info = None  # an empty batch must not pin an old block time
             raise TxRefused(tx_id, int(res.code), res.code.name, res.reason)
         self._txs.append(stx)
         self._ids.append(tx_id)

@@ -40,6 +40,18 @@ CREATE TABLE IF NOT EXISTS state (
 """
 
 
+def _blob(v: bytes | str) -> bytes:
+    """Column value as bytes; a TEXT value (e.g. written by the sqlite3 shell) is taken as UTF-8."""
+    return v.encode("utf-8", "surrogatepass") if isinstance(v, str) else bytes(v)
+
+
+def _events(raw: bytes | str) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return {"unparseable": _blob(raw).hex()}  # tampered row: verify reports the mismatch
+
+
 class StoredTx(dict[str, Any]):
     """A tx row as a dict: tx_id, height, idx, type, signer, code, reason, events, body, sig."""
 
@@ -69,7 +81,7 @@ class ChainDB:
     # -- meta ----------------------------------------------------------------
     def get_meta(self, key: str) -> bytes | None:
         row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
-        return None if row is None else bytes(row[0])
+        return None if row is None else _blob(row[0])
 
     def set_meta(self, key: str, value: bytes) -> None:
         with self._lock:
@@ -92,7 +104,7 @@ class ChainDB:
             txs = self._db.execute(
                 "SELECT body, sig FROM txs WHERE height=? ORDER BY idx", (height,)
             ).fetchall()
-        return Block(bytes(row[0]), bytes(row[1]), tuple(SignedTx(bytes(b), bytes(s)) for b, s in txs))
+        return Block(_blob(row[0]), _blob(row[1]), tuple(SignedTx(_blob(b), _blob(s)) for b, s in txs))
 
     def blocks_since(self, height: int, limit: int = 100) -> list[Block]:
         """Blocks with height > ``height``, ascending, at most ``limit``."""
@@ -103,6 +115,10 @@ class ChainDB:
                 break
             out.append(b)
         return out
+
+    def stored_hash(self, height: int) -> str | None:
+        row = self._db.execute("SELECT hash FROM blocks WHERE height=?", (height,)).fetchone()
+        return None if row is None else str(row[0])
 
     def block_heights(self) -> list[int]:
         return [r[0] for r in self._db.execute("SELECT height FROM blocks ORDER BY height")]
@@ -178,7 +194,7 @@ class ChainDB:
         out = []
         for r in rows:
             row = self._row(r)
-            row["body"], row["sig"] = bytes(r[8]), bytes(r[9])
+            row["body"], row["sig"] = _blob(r[8]), _blob(r[9])
             out.append(row)
         return out
 
@@ -192,13 +208,13 @@ class ChainDB:
             signer=r[4],
             code=r[5],
             reason=r[6],
-            events=json.loads(r[7]),
+            events=_events(r[7]),
         )
 
     # -- state ---------------------------------------------------------------
     def state_get(self, key: str) -> bytes | None:
         row = self._db.execute("SELECT value FROM state WHERE key=?", (key,)).fetchone()
-        return None if row is None else bytes(row[0])
+        return None if row is None else _blob(row[0])
 
     def state_keys(self, prefix: str) -> list[str]:
         if not prefix:
@@ -211,7 +227,7 @@ class ChainDB:
 
     def state_items(self) -> Iterator[tuple[str, bytes]]:
         for k, v in self._db.execute("SELECT key, value FROM state ORDER BY key"):
-            yield k, bytes(v)
+            yield k, _blob(v)
 
     def state_root(self, suite: Suite) -> str:
         """Merkle root recomputed from the stored keys and values (never cached)."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from ..errors import ChainCorrupted
 from ..genesis import Genesis
 from .replica import Replica
-from .store import ChainDB
+from .store import ChainDB, StoredTx
 
 __all__ = ["VerifyReport", "verify_chain"]
 
@@ -28,6 +28,21 @@ class VerifyReport:
     first_bad_block: int | None = None
     problem: str = ""
     notes: list[str] = field(default_factory=list)
+
+
+_COMPARED = ("tx_id", "type", "signer", "code", "reason", "events")
+
+
+def _compare_rows(stored: list[StoredTx], replayed: list[StoredTx]) -> str:
+    """Every stored tx column must equal what the replay wrote."""
+    if len(stored) != len(replayed):
+        return f"{len(stored)} tx rows stored, the replay has {len(replayed)}"
+    for a, b in zip(stored, replayed, strict=True):
+        for col in _COMPARED:
+            if a[col] != b[col]:
+                detail = f" ({a[col]!r} != {b[col]!r})" if col == "code" else ""
+                return f"tx {a['idx']}: stored {col} differs from the replay{detail}"
+    return ""
 
 
 def verify_chain(
@@ -52,12 +67,16 @@ def verify_chain(
             report.first_bad_block = exc.height if exc.height == h else h
             report.problem = exc.reason
             return report
-        stored = db.txs_in_block(h)
-        for row, res in zip(stored, results, strict=False):
-            if row["code"] != int(res.code):
-                report.first_bad_block = h
-                report.problem = f"tx {row['idx']}: stored outcome {row['code']} != replayed {int(res.code)}"
-                return report
+        if db.stored_hash(h) != block.block_hash(genesis.crypto):
+            report.first_bad_block = h
+            report.problem = "stored block hash is not the hash of the stored header"
+            return report
+        problem = _compare_rows(db.txs_in_block(h), replay.db.txs_in_block(h))
+        if problem:
+            report.first_bad_block = h
+            report.problem = problem
+            return report
+        assert len(results) == len(block.txs)
         report.blocks += 1
         report.txs += len(block.txs)
         if progress is not None:
