@@ -196,7 +196,9 @@ def _stored_code(conn: sqlite3.Connection) -> int:
         pytest.param(_reorder_txs_in_block, "Merkle root of the txs does not match", id="reorder-txs"),
         pytest.param(_drop_one_tx, f"header says {EXTRA_TXS} txs, block has {EXTRA_TXS - 1}", id="drop-tx"),
         pytest.param(_drop_block_row, "block 6 is missing (next stored block is 7)", id="drop-block"),
-        pytest.param(_stored_code, "tx 0: stored code differs from the replay (4 != 0)", id="stored-result-code"),
+        pytest.param(
+            _stored_code, "tx 0: stored code differs from the replay (4 != 0)", id="stored-result-code"
+        ),
     ],
 )
 def test_verify_names_first_bad_block(workspace: Path, tamper: BlockTamper, reason: str) -> None:
