@@ -12,10 +12,10 @@ from typing import Any
 
 from .embedded.store import ChainDB, DBState
 
-__all__ = ["audit_trail", "describe_tx"]
+__all__ = ["audit_trail", "describe_tx", "fmt_time"]
 
 
-def _fmt_time(ms: int) -> str:
+def fmt_time(ms: int) -> str:
     return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
@@ -59,7 +59,7 @@ def audit_trail(db: ChainDB) -> list[dict[str, Any]]:
         out.append(
             {
                 "height": h,
-                "time": _fmt_time(times[h]),
+                "time": fmt_time(times[h]),
                 "org": m["org"],
                 "who": m["name"],
                 "type": row["type"],

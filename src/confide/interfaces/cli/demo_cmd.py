@@ -6,13 +6,15 @@ import shutil
 from pathlib import Path
 
 import typer
+from rich.markup import escape
+from rich.table import Table
 from rich.tree import Tree
 
-from ...ledger.audit import audit_trail
+from ...ledger.audit import audit_trail, fmt_time
 from ...ledger.embedded import ChainDB, Replica, verify_chain
 from ...ledger.local import LocalLedger
 from ...scenarios.foundation import run_foundation_demo
-from ._common import console, friendly, print_json
+from ._common import console, friendly
 from .catalog_cmd import print_audit
 
 demo_app = typer.Typer(help="Run end-to-end scenarios.", no_args_is_help=True)
@@ -27,7 +29,7 @@ def foundation(
     if workdir.exists():
         shutil.rmtree(workdir)
     console.rule("[bold]Confide foundation demo: bank · tax bureau · power company")
-    result = run_foundation_demo(workdir, say=lambda s: console.print(f"  {s}"))
+    result = run_foundation_demo(workdir, say=lambda s: console.print(f"  {escape(s)}"))
     led = LocalLedger(workdir)
     r = led.backend.orderer.replica
     now = led.backend.head().time
@@ -44,8 +46,16 @@ def foundation(
 
     console.rule("the grant")
     grant = r.contract.query(r.state, f"application/{result.grant_id}", now)
-    print_json({k: grant[k] for k in ("id", "dataset", "applicant_org", "purpose", "columns", "engines",
-                                      "status", "uses_left", "expires_at", "approvals")})  # fmt: skip
+    table = Table(show_header=False, box=None)
+    for key in ("id", "dataset", "applicant_org", "purpose", "status", "uses_left"):
+        table.add_row(f"[bold]{key}[/]", str(grant[key]))
+    table.add_row("[bold]columns[/]", ", ".join(grant["columns"]))
+    table.add_row("[bold]engines[/]", ", ".join(grant["engines"]))
+    table.add_row("[bold]expires[/]", fmt_time(grant["expires_at"]) + " (block time)")
+    for a in grant["approvals"]:
+        who = r.contract.query(r.state, f"member/{a['by']}", now)["name"]
+        table.add_row(f"[bold]approved ({a['level']})[/]", f"{who} at {fmt_time(a['at'])}, tx {a['tx'][:16]}")
+    console.print(table)
 
     console.rule("audit trail")
     print_audit(audit_trail(led.db))
