@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
     "ENGINES",
@@ -101,6 +101,14 @@ class _VersionFields(_P):
     row_count: Annotated[int, Field(ge=0)]
     content_digest: Hex64
 
+    @field_validator("schema_")
+    @classmethod
+    def _unique_columns(cls, cols: list[ColumnSpec]) -> list[ColumnSpec]:
+        names = [c.name for c in cols]
+        if len(set(names)) != len(names):
+            raise ValueError("column names must be unique")
+        return cols
+
 
 class DatasetRegister(_VersionFields):
     unit: Ident
@@ -118,21 +126,11 @@ class DatasetRegister(_VersionFields):
     def _levels(self) -> DatasetRegister:
         if self.approval_levels not in (["unit"], ["org"], ["unit", "org"]):
             raise ValueError("approval_levels: one of ['unit'], ['org'], ['unit', 'org']")
-        names = [c.name for c in self.schema_]
-        if len(set(names)) != len(names):
-            raise ValueError("schema: column names must be unique")
         return self
 
 
 class DatasetVersion(_VersionFields):
     dataset: DatasetId
-
-    @model_validator(mode="after")
-    def _unique(self) -> DatasetVersion:
-        names = [c.name for c in self.schema_]
-        if len(set(names)) != len(names):
-            raise ValueError("schema: column names must be unique")
-        return self
 
 
 class DatasetUpdate(_P):
