@@ -1,5 +1,6 @@
 # Confide — every target does its own set-up on a fresh machine.
-PYTHON ?= python3.11
+# Python 3.11: python3.11 if present, else python3 (checked to be 3.11 below).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
@@ -12,7 +13,7 @@ help:
 	@echo "make bench  - run 'confide bench ledger --txs 20000'"
 
 $(STAMP): pyproject.toml constraints.txt
-	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=/path/to/python3.11'"; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null || { echo "error: Confide needs Python 3.11 ('$(PYTHON)' is not); install it or run 'make PYTHON=/path/to/python3.11'"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip==25.3"
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,gm]"
