@@ -66,12 +66,24 @@ def _validate(value: Any, depth: int = 0) -> bool:
             raise CanonicalEncodingError(f"integer {value} outside the I-JSON safe range")
         return False
     if t is dict:
+        if value and depth >= 64:  # its members would sit deeper than 64 levels
+            raise CanonicalEncodingError("value nested deeper than 64 levels")
         slow = False
         for k, v in value.items():
             if type(k) is not str:
                 raise CanonicalEncodingError(f"object key {k!r} is not a string")
-            slow |= _check_str(k)
-            slow |= _validate(v, depth + 1)
+            if not k.isascii():
+                slow |= _check_str(k)
+            # Leaves inline: a call per leaf dominated the cost of signing and admitting txs.
+            tv = type(v)
+            if tv is str:
+                if not v.isascii():
+                    _check_str(v)
+            elif tv is int:
+                if not -MAX_SAFE_INT <= v <= MAX_SAFE_INT:
+                    raise CanonicalEncodingError(f"integer {v} outside the I-JSON safe range")
+            elif not (tv is bool or v is None):
+                slow |= _validate(v, depth + 1)
         return slow
     if t is list or t is tuple:
         slow = False
@@ -106,6 +118,13 @@ def _reject_float(s: str) -> Any:
     raise CanonicalEncodingError(f"number {s} is not an integer")
 
 
+def _checked_int(s: str) -> int:
+    n = int(s)
+    if not -MAX_SAFE_INT <= n <= MAX_SAFE_INT:
+        raise CanonicalEncodingError(f"integer {s} outside the I-JSON safe range")
+    return n
+
+
 def _reject_constant(s: str) -> Any:
     raise CanonicalEncodingError(f"{s} is not valid JSON")
 
@@ -129,6 +148,7 @@ def parse_canonical(data: bytes) -> Any:
         value = json.loads(
             data.decode("utf-8"),
             parse_float=_reject_float,
+            parse_int=_checked_int,
             parse_constant=_reject_constant,
             object_pairs_hook=_no_duplicates,
         )

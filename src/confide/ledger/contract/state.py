@@ -16,7 +16,7 @@ from typing import Any
 
 from ...crypto import Suite, canonical_bytes, leaf_hash, merkle_root
 
-__all__ = ["MemoryState", "Overlay", "StateView", "state_leaf", "state_root"]
+__all__ = ["MemoryState", "Overlay", "ReadCache", "StateView", "state_leaf", "state_root"]
 
 _TOMBSTONE = b""
 
@@ -68,6 +68,24 @@ class Overlay(StateView):
 
     def merge_into(self, other: Overlay) -> None:
         other.writes.update(self.writes)
+
+
+class ReadCache(StateView):
+    """Memoizes reads of a view that cannot change while the cache lives (one block or batch)."""
+
+    def __init__(self, parent: StateView) -> None:
+        self.parent = parent
+        self._cache: dict[str, bytes | None] = {}
+
+    def get_raw(self, key: str) -> bytes | None:
+        try:
+            return self._cache[key]
+        except KeyError:
+            raw = self._cache[key] = self.parent.get_raw(key)
+            return raw
+
+    def keys_with_prefix(self, prefix: str) -> Iterator[str]:
+        return self.parent.keys_with_prefix(prefix)
 
 
 class MemoryState(StateView):

@@ -18,6 +18,7 @@ from ...crypto import Identity
 from ..block import BLOCK_DOMAIN, Block, BlockHeader, tx_root
 from ..codes import Result
 from ..contract import BlockInfo, Overlay
+from ..contract.state import ReadCache
 from ..errors import LedgerError, TxRefused
 from ..genesis import Genesis
 from ..tx import SignedTx
@@ -46,9 +47,9 @@ class SoloOrderer:
         self.genesis = genesis
         self.replica = Replica(db, genesis)
         self.clock = clock
-        self._reset_batch()
         if self.replica.height < 0:
             self._genesis_block()
+        self._reset_batch()
 
     @property
     def db(self) -> ChainDB:
@@ -59,7 +60,7 @@ class SoloOrderer:
         self._ids: list[str] = []
         self._ids_set: set[str] = set()
         self._outcomes: list[tuple[str, str, Result]] = []
-        self._overlay = Overlay(self.replica.state)
+        self._overlay = Overlay(ReadCache(self.replica.state))  # fixed until cut
         self._info: BlockInfo | None = None
 
     def _sign(self, header: BlockHeader, txs: tuple[SignedTx, ...]) -> Block:

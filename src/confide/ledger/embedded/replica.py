@@ -13,6 +13,7 @@ from ...crypto import PublicKey
 from ..block import ZERO_HASH, Block, BlockHeader, verify_block
 from ..codes import Code, Result
 from ..contract import BlockInfo, Contract, Overlay
+from ..contract.state import ReadCache
 from ..errors import ChainCorrupted
 from ..genesis import Genesis
 from ..tx import SignedTx
@@ -42,7 +43,7 @@ class Replica:
         self, header: BlockHeader, txs: tuple[SignedTx, ...] | list[SignedTx]
     ) -> tuple[Overlay, list[str], list[tuple[str, str, Result]]]:
         """Run a block's txs on a fresh overlay. Returns (writes, tx ids, outcomes)."""
-        overlay = Overlay(self.state)
+        overlay = Overlay(ReadCache(self.state))  # committed state is fixed during the block
         ids: list[str] = []
         outcomes: list[tuple[str, str, Result]] = []
         in_block: set[str] = set()
