@@ -10,7 +10,8 @@ import datetime as dt
 import json
 from typing import Any
 
-from .embedded.store import ChainDB, DBState
+from .embedded.store import DBState
+from .store import ChainStore
 
 __all__ = ["audit_trail", "describe_tx", "fmt_time"]
 
@@ -40,7 +41,7 @@ def describe_tx(tx_type: str, payload: dict[str, Any]) -> str:
             return json.dumps(p, ensure_ascii=False, sort_keys=True)[:100]
 
 
-def audit_trail(db: ChainDB) -> list[dict[str, Any]]:
+def audit_trail(db: ChainStore) -> list[dict[str, Any]]:
     state = DBState(db)
     members: dict[str, dict[str, Any]] = {}
     times: dict[int, int] = {}

@@ -21,9 +21,9 @@ from ..contract import BlockInfo, Overlay
 from ..contract.state import ReadCache
 from ..errors import LedgerError, TxRefused
 from ..genesis import Genesis
+from ..store import ChainStore
 from ..tx import SignedTx
 from .replica import Replica
-from .store import ChainDB
 
 __all__ = ["SoloOrderer", "wall_clock_ms"]
 
@@ -35,7 +35,7 @@ def wall_clock_ms() -> int:
 class SoloOrderer:
     def __init__(
         self,
-        db: ChainDB,
+        db: ChainStore,
         genesis: Genesis,
         identity: Identity,
         *,
@@ -52,7 +52,7 @@ class SoloOrderer:
         self._reset_batch()
 
     @property
-    def db(self) -> ChainDB:
+    def db(self) -> ChainStore:
         return self.replica.db
 
     def _reset_batch(self) -> None:

@@ -16,14 +16,15 @@ from ..contract import BlockInfo, Contract, Overlay
 from ..contract.state import ReadCache
 from ..errors import ChainCorrupted
 from ..genesis import Genesis
+from ..store import ChainStore
 from ..tx import SignedTx
-from .store import ChainDB, DBState
+from .store import DBState
 
 __all__ = ["Replica"]
 
 
 class Replica:
-    def __init__(self, db: ChainDB, genesis: Genesis) -> None:
+    def __init__(self, db: ChainStore, genesis: Genesis) -> None:
         self.db = db
         self.genesis = genesis
         self.suite = genesis.crypto

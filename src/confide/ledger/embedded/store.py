@@ -19,7 +19,8 @@ from typing import Any
 from ...crypto import Suite
 from ..block import Block, BlockHeader
 from ..codes import Result
-from ..contract.state import StateView, state_leaf, state_root
+from ..contract.state import StateView
+from ..store import ChainStore, StoredTx
 from ..tx import SignedTx
 
 __all__ = ["ChainDB", "DBState", "StoredTx"]
@@ -52,11 +53,7 @@ def _events(raw: bytes | str) -> Any:
         return {"unparseable": _blob(raw).hex()}  # tampered row: verify reports the mismatch
 
 
-class StoredTx(dict[str, Any]):
-    """A tx row as a dict: tx_id, height, idx, type, signer, code, reason, events, body, sig."""
-
-
-class ChainDB:
+class ChainDB(ChainStore):
     """Blocks + txs + state of one node. Thread-safe through one lock."""
 
     def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
@@ -105,16 +102,6 @@ class ChainDB:
                 "SELECT body, sig FROM txs WHERE height=? ORDER BY idx", (height,)
             ).fetchall()
         return Block(_blob(row[0]), _blob(row[1]), tuple(SignedTx(_blob(b), _blob(s)) for b, s in txs))
-
-    def blocks_since(self, height: int, limit: int = 100) -> list[Block]:
-        """Blocks with height > ``height``, ascending, at most ``limit``."""
-        out = []
-        for h in range(height + 1, height + 1 + limit):
-            b = self.get_block(h)
-            if b is None:
-                break
-            out.append(b)
-        return out
 
     def stored_hash(self, height: int) -> str | None:
         row = self._db.execute("SELECT hash FROM blocks WHERE height=?", (height,)).fetchone()
@@ -230,16 +217,14 @@ class ChainDB:
             yield k, _blob(v)
 
     def state_root(self, suite: Suite) -> str:
-        """Merkle root recomputed from the stored keys and values (never cached)."""
         with self._lock:
-            leaves = [state_leaf(suite, k, v) for k, v in self.state_items()]
-        return state_root(suite, leaves)
+            return super().state_root(suite)
 
 
 class DBState(StateView):
-    """Committed contract state read straight from a :class:`ChainDB`."""
+    """Committed contract state read straight from a :class:`ChainStore`."""
 
-    def __init__(self, db: ChainDB) -> None:
+    def __init__(self, db: ChainStore) -> None:
         self.db = db
 
     def get_raw(self, key: str) -> bytes | None:

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 
 from ..errors import ChainCorrupted
 from ..genesis import Genesis
+from ..store import ChainStore, StoredTx
 from .replica import Replica
-from .store import ChainDB, StoredTx
+from .store import ChainDB
 
 __all__ = ["VerifyReport", "verify_chain"]
 
@@ -46,7 +47,7 @@ def _compare_rows(stored: list[StoredTx], replayed: list[StoredTx]) -> str:
 
 
 def verify_chain(
-    db: ChainDB, genesis: Genesis, progress: Callable[[int, int], None] | None = None
+    db: ChainStore, genesis: Genesis, progress: Callable[[int, int], None] | None = None
 ) -> VerifyReport:
     heights = db.block_heights()
     report = VerifyReport(ok=False)

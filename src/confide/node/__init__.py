@@ -1,0 +1,1 @@
+"""Node layer: one org service beside its data (storage, connectors, API, peers, enforcement)."""
