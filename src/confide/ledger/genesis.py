@@ -43,6 +43,7 @@ class GenesisOrg(_Strict):
     name: str = Field(min_length=1, max_length=200)
     credit_code: str | None = None
     admin_public_key: str = Field(description="hex of the admin key's raw public key")
+    node_public_key: str | None = Field(default=None, description="hex of the org node's key, if any")
 
     @field_validator("credit_code")
     @classmethod
@@ -75,12 +76,13 @@ class Genesis(_Strict):
             raise ValueError("orgs: org ids must be unique")
         suite = get_suite(self.suite)
         keys = [self.orderer_public_key, *(o.admin_public_key for o in self.orgs)]
+        keys += [o.node_public_key for o in self.orgs if o.node_public_key]
         try:
             parsed = [suite.load_public(bytes.fromhex(k)) for k in keys]
         except (ValueError, InvalidKey) as exc:
             raise ValueError(f"a public key is not a valid {self.suite!r} key: {exc}") from None
         if len({p.raw() for p in parsed}) != len(parsed):
-            raise ValueError("orderer_public_key and orgs[].admin_public_key must all differ")
+            raise ValueError("orderer_public_key and every org admin and node key must all differ")
         return self
 
     @property

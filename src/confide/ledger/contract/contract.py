@@ -99,25 +99,40 @@ class Contract:
             },
         )
         for org in g.orgs:
-            key_id = self.suite.load_public(bytes.fromhex(org.admin_public_key)).key_id()
+            key_id = self._genesis_member(
+                state, org.id, org.admin_public_key, f"{org.name} admin", "org_admin"
+            )
+            node = None
+            if org.node_public_key:
+                node = self._genesis_member(state, org.id, org.node_public_key, f"{org.name} node", "node")
             state.put(
                 f"org/{org.id}",
-                {"id": org.id, "name": org.name, "credit_code": org.credit_code, "admin": key_id},
-            )
-            state.put(
-                f"member/{key_id}",
                 {
-                    "key_id": key_id,
-                    "public_key": org.admin_public_key,
-                    "org": org.id,
-                    "name": f"{org.name} admin",
-                    "roles": ["org_admin"],
-                    "unit": None,
-                    "active": True,
-                    "added_at": g.genesis_time,
-                    "added_tx": "genesis",
+                    "id": org.id,
+                    "name": org.name,
+                    "credit_code": org.credit_code,
+                    "admin": key_id,
+                    "node": node,
                 },
             )
+
+    def _genesis_member(self, state: Overlay, org: str, public_hex: str, name: str, role: str) -> str:
+        key_id = self.suite.load_public(bytes.fromhex(public_hex)).key_id()
+        state.put(
+            f"member/{key_id}",
+            {
+                "key_id": key_id,
+                "public_key": public_hex,
+                "org": org,
+                "name": name,
+                "roles": [role],
+                "unit": None,
+                "active": True,
+                "added_at": self.genesis.genesis_time,
+                "added_tx": "genesis",
+            },
+        )
+        return key_id
 
     # -- execution -------------------------------------------------------------
     def _envelope(

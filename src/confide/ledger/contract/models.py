@@ -42,9 +42,10 @@ Name = Annotated[str, Field(min_length=1, max_length=200)]
 ColumnName = Annotated[str, Field(min_length=1, max_length=128)]
 Ms = Annotated[int, Field(ge=0)]
 
-ROLES = ("org_admin", "unit_owner", "analyst", "auditor")
+ROLES = ("org_admin", "unit_owner", "analyst", "auditor", "node")
 ENGINES = ("tee", "psi", "mpc", "fl")
-Role = Literal["org_admin", "unit_owner", "analyst", "auditor"]
+# "node": an org node's own key; it authenticates node links and may sign nothing else yet.
+Role = Literal["org_admin", "unit_owner", "analyst", "auditor", "node"]
 Engine = Literal["tee", "psi", "mpc", "fl"]
 
 
@@ -58,7 +59,7 @@ DatasetKind = Literal["table", "document", "files", "api"]
 class MemberAdd(_P):
     public_key: Annotated[str, Field(pattern=r"^[0-9a-f]{64,200}$")]
     name: Name
-    roles: list[Role] = Field(min_length=1, max_length=4)
+    roles: list[Role] = Field(min_length=1, max_length=5)
     unit: Ident | None = None
 
     @model_validator(mode="after")
