@@ -27,7 +27,9 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..crypto import Identity, InvalidSignature, PublicKey
+from .errors import InvalidSignature
+from .identity import Identity
+from .suite import PublicKey
 
 __all__ = ["COVERED", "NonceCache", "SignatureRejected", "SignedRequest", "sign_request", "verify_request"]
 
