@@ -1,6 +1,7 @@
 """Ledger layer: transactions, blocks, the platform contract and chain backends."""
 
 from . import embedded as _embedded  # noqa: F401  (registers 'embedded' and 'memory')
+from . import remote as _remote  # noqa: F401  (registers 'remote')
 from .backend import (
     Head,
     InclusionProof,
