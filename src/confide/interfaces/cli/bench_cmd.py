@@ -25,3 +25,17 @@ def ledger(
 
     result = run_ledger_bench(txs=txs, block_txs=block_txs, workdir=workdir, suite=suite)
     print(json.dumps(result, sort_keys=True))
+
+
+@bench_app.command("catalog")
+@friendly
+def catalog(
+    rows: int = typer.Option(10_000_000, min=1, help="Rows of the generated CSV."),
+    workdir: Path | None = typer.Option(None, help="Folder for the CSV (default: system temp)."),
+    repeat: int = typer.Option(2, min=1, help="Runs of each step; the fastest is reported."),
+) -> None:
+    """Register a big CSV through the connector (schema, rows, Merkle digest) vs. plain pyarrow reading."""
+    from ...node.connectors.bench import run_catalog_bench
+
+    result = run_catalog_bench(rows=rows, workdir=workdir, repeat=repeat)
+    print(json.dumps(result, sort_keys=True))
