@@ -30,7 +30,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP)
-	$(BIN)/pytest -q
+	pg="$$(scripts/test-postgres.sh)" && eval "$$pg" && $(BIN)/pytest -q
 
 test: lint typecheck unit
 

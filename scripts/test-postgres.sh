@@ -60,7 +60,7 @@ fi
 mkdir -p "$ROOT"
 chown "$OWNER" "$ROOT"
 chmod 700 "$ROOT"
-exec 9>"$ROOT.lock"
+exec 9>"$ROOT/lock"
 flock 9 # two concurrent runs must not both initialize the cluster
 
 ready() { "$BIN/pg_isready" -q -h 127.0.0.1 -p "$PORT" -d postgres -U postgres; }
@@ -70,8 +70,21 @@ url() {
     echo "export CONFIDE_TEST_PG_URL=postgresql+psycopg://postgres@127.0.0.1:$PORT/$DB"
 }
 
+# The postmaster of $DATA runs (not merely has a pid file; a killed one may linger as a zombie).
+alive() {
+    local pid
+    pid=$(head -n 1 "$DATA/postmaster.pid" 2>/dev/null) || return 1
+    [[ "$pid" =~ ^[0-9]+$ && -r /proc/$pid/stat ]] || return 1
+    [[ $(cut -d ' ' -f 3 "/proc/$pid/stat") != Z ]]
+}
+wait_ready() {
+    local i
+    for i in $(seq 1 "$1"); do ready && return 0; sleep 0.5; done
+    return 1
+}
+
 # Fast path: a complete cluster from an earlier run that is up.
-if [[ -f "$ROOT/ready-$MAJOR" ]] && as_owner "$BIN/pg_ctl" -D "$DATA" status >/dev/null 2>&1 && ready; then
+if [[ -f "$ROOT/ready-$MAJOR" ]] && alive && ready; then
     log "reusing the server on 127.0.0.1:$PORT ($DATA)"
     url
     exit 0
@@ -80,7 +93,10 @@ fi
 start=$(date +%s.%N)
 if [[ ! -f "$ROOT/ready-$MAJOR" ]]; then
     # Missing, half-made (interrupted run) or from another major version: rebuild.
-    as_owner "$BIN/pg_ctl" -D "$DATA" -m immediate stop >/dev/null 2>&1 || true
+    if alive; then
+        as_owner "$BIN/pg_ctl" -D "$DATA" -m immediate -t 20 stop >/dev/null 2>&1 || true
+        ! alive || die "cannot stop the old server of $DATA"
+    fi
     rm -rf "$DATA" "$ROOT"/ready-*
     log "initializing a PostgreSQL $MAJOR cluster in $DATA"
     as_owner "$BIN/initdb" -D "$DATA" -U postgres -E UTF8 --locale=C --auth=trust --no-sync >/dev/null
@@ -96,13 +112,15 @@ max_connections = 200
 EOF
 fi
 
-if ! as_owner "$BIN/pg_ctl" -D "$DATA" status >/dev/null 2>&1; then
-    rm -f "$DATA/postmaster.pid" # pg_ctl says nothing runs: any pid file is stale
+if ! alive; then
+    # Nothing runs: the lock files of a killed server are stale (and may name a zombie).
+    rm -f "$DATA/postmaster.pid" "$ROOT/.s.PGSQL.$PORT" "$ROOT/.s.PGSQL.$PORT.lock"
     log "starting the server on 127.0.0.1:$PORT"
-    as_owner "$BIN/pg_ctl" -D "$DATA" -l "$ROOT/server.log" -w -t 60 start >/dev/null \
+    # 9>&-: the server must not inherit (and hold forever) the lock of this run.
+    as_owner "$BIN/pg_ctl" -D "$DATA" -l "$ROOT/server.log" -w -t 60 start >/dev/null 9>&- \
         || { tail -n 20 "$ROOT/server.log" >&2 || true; die "the server did not start (port $PORT taken?)"; }
 fi
-ready || die "the server runs but does not answer on 127.0.0.1:$PORT; see $ROOT/server.log"
+wait_ready 60 || die "the server runs but does not answer on 127.0.0.1:$PORT; see $ROOT/server.log"
 
 if [[ -z "$(psql_admin -tA -c "SELECT 1 FROM pg_database WHERE datname = '$DB'")" ]]; then
     # ICU en-US orders 'a' < 'B' (unlike code points); fall back when ICU is absent.

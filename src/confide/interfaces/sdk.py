@@ -32,7 +32,7 @@ __all__ = [
 
 def send(ledger: LedgerBackend, who: Identity, tx_type: str, payload: dict[str, Any]) -> Receipt:
     """Sign and submit one tx; raise :class:`TxRefused` unless the contract accepted it."""
-    stx = build_tx(who, ledger.genesis.chain_id, tx_type, payload)
+    stx = build_tx(who, ledger.chain_id, tx_type, payload)
     receipt = ledger.submit(stx)
     if receipt.code != 0:
         raise TxRefused(receipt.tx_id, receipt.code, Code(receipt.code).name, receipt.reason)

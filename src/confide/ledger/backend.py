@@ -107,6 +107,10 @@ class LedgerBackend(ABC):
 
     genesis: Genesis
 
+    @property
+    def chain_id(self) -> str:
+        return self.genesis.chain_id
+
     @abstractmethod
     def submit(self, stx: SignedTx) -> Receipt:
         """Order one tx and wait until it is committed; raise ``TxRefused`` if refused."""

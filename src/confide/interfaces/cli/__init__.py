@@ -8,6 +8,7 @@ from .bench_cmd import bench_app
 from .catalog_cmd import register_catalog_commands
 from .demo_cmd import demo_app
 from .ledger_cmd import ledger_app
+from .network_cmd import consortium_app, node_app, orderer_app
 
 app = typer.Typer(
     name="confide",
@@ -23,6 +24,9 @@ app = typer.Typer(
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(bench_app, name="bench")
 app.add_typer(demo_app, name="demo")
+app.add_typer(consortium_app, name="consortium")
+app.add_typer(orderer_app, name="orderer")
+app.add_typer(node_app, name="node")
 register_catalog_commands(app)
 
 

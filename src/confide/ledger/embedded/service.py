@@ -38,6 +38,9 @@ __all__ = ["Batcher", "api_error", "create_orderer_app", "member_key_lookup"]
 log = logging.getLogger("confide.orderer")
 
 
+_PUBLIC = frozenset({"/v1/health", "/openapi.json", "/docs"})
+
+
 def api_error(status: int, code: str, message: str, **details: Any) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message, "details": details}}, status_code=status)
 
@@ -114,7 +117,7 @@ def create_orderer_app(backend: EmbeddedBackend, *, batch_ms: int = 20) -> FastA
 
     @app.middleware("http")
     async def authenticate(request: Request, call_next: Any) -> Any:
-        if request.method == "GET":
+        if request.method == "GET" and request.url.path not in _PUBLIC:
             body = await request.body()
             try:
                 with batcher.cond:
@@ -140,6 +143,12 @@ def create_orderer_app(backend: EmbeddedBackend, *, batch_ms: int = 20) -> FastA
                              tx_code=exc.code, name=exc.name, reason=exc.reason)  # fmt: skip
         except TimeoutError as exc:
             return api_error(503, "NOT_COMMITTED", str(exc))
+
+    @app.get("/v1/health")
+    def health() -> Any:
+        """Unauthenticated liveness probe."""
+        with batcher.cond:
+            return {"height": backend.head().height}
 
     @app.get("/v1/head")
     def head() -> Any:

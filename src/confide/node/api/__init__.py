@@ -1,0 +1,29 @@
+"""The org node's REST API (FastAPI). OpenAPI at ``/openapi.json``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from ..context import NodeContext
+from . import routes_data, routes_ledger
+from .errors import install_error_handlers
+
+__all__ = ["create_node_app"]
+
+
+def create_node_app(ctx: NodeContext) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        ctx.follower.start()
+        yield
+        ctx.close()
+
+    app = FastAPI(title=f"Confide node ({ctx.config.org})", version="1", lifespan=lifespan)
+    app.state.ctx = ctx
+    install_error_handlers(app)
+    app.include_router(routes_ledger.router)
+    app.include_router(routes_data.router)
+    return app

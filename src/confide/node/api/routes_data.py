@@ -1,0 +1,100 @@
+"""Data routes: profile and bind a source, synthetic previews, enforcement decisions.
+
+A source is profiled by *this* node (schema, row count, content digest) and
+bound locally to the dataset id; only the profile goes back to the caller, who
+signs the ``dataset.register`` / ``dataset.version`` tx with their own key.
+File sources must lie inside the node's data folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field
+
+from ..connectors import ConnectorError, open_connector, synthetic_preview
+from ..enforcement import authorize_use
+from .deps import Ctx, Me, Principal, require_roles
+from .errors import ApiError
+
+router = APIRouter(prefix="/v1")
+Owner = Depends(require_roles("unit_owner", "org_admin"))
+
+
+class SourceIn(BaseModel):
+    dataset: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,62}/[a-z0-9][a-z0-9_-]{0,62}/[a-z0-9][a-z0-9_-]{0,62}$"
+    )
+    source: dict[str, Any]
+
+
+class UseIn(BaseModel):
+    dataset: str
+    grant: str = Field(pattern=r"^[0-9a-f]{64}$")
+    engine: str
+    columns: list[str] = Field(min_length=1)
+    min_height: int = -1
+
+
+def _inside(root: Path, rel: str) -> Path:
+    path = (root / rel).resolve()
+    if not path.is_relative_to(root):
+        raise ApiError(403, "OUTSIDE_DATA_DIR", "file sources must lie inside the node's data folder")
+    return path
+
+
+def _confine(ctx: Any, spec: dict[str, Any]) -> dict[str, Any]:
+    """Files (and SQLite files) only from the node's data folder; never the node's own database."""
+    root = Path(ctx.config.data_dir).resolve()
+    if "path" in spec:
+        return {**spec, "path": str(_inside(root, str(spec["path"])))}
+    url = str(spec.get("url", ""))
+    if url.startswith("sqlite"):
+        _, sep, rel = url.partition(":///")
+        if not sep or not rel:
+            raise ApiError(403, "OUTSIDE_DATA_DIR", "SQLite sources must name a file in the data folder")
+        return {**spec, "url": f"sqlite:///{_inside(root, rel)}"}
+    return spec
+
+
+@router.post("/sources")
+def bind_source(body: SourceIn, ctx: Ctx, me: Principal = Owner) -> dict[str, Any]:
+    """Profile a source and bind it to a dataset id of this org; returns what goes on the ledger."""
+    if body.dataset.split("/")[0] != ctx.config.org:
+        raise ApiError(403, "WRONG_ORG", f"this node binds datasets of org {ctx.config.org!r} only")
+    spec = _confine(ctx, body.source)
+    try:
+        profile = open_connector(spec).describe().to_json()
+    except ConnectorError as exc:
+        raise ApiError(422, "BAD_SOURCE", str(exc)) from None
+    ctx.local.bind_source(body.dataset, profile["content_digest"], body.source, profile)
+    return profile
+
+
+@router.get("/preview/{dataset:path}")
+def preview(dataset: str, ctx: Ctx, me: Me, rows: int = 5) -> dict[str, Any]:
+    """Synthetic rows generated from the ledger schema and value types — never a real row."""
+    ds = ctx.query(f"dataset/{dataset}")
+    schema = ds["versions"][-1]["schema"]
+    return {"dataset": dataset, "synthetic": True, "rows": synthetic_preview(schema, n=min(rows, 50))}
+
+
+@router.post("/uses")
+def check_use(body: UseIn, ctx: Ctx, me: Me) -> dict[str, Any]:
+    """Would this node release the named columns to ``engine`` for the caller's grant? Logged.
+
+    Decided on this node's own ledger view, after waiting for ``min_height`` (if given).
+    """
+    if body.min_height > ctx.replica.height and not ctx.follower.wait_for(body.min_height, 10.0):
+        raise ApiError(504, "BEHIND", f"this node has not reached height {body.min_height} yet; retry")
+    grant = authorize_use(
+        ctx,
+        dataset=body.dataset,
+        grant_id=body.grant,
+        engine=body.engine,
+        columns=body.columns,
+        requester=me.key_id,
+    )
+    return {"allowed": True, "grant": grant["id"], "uses_left": grant["max_uses"] - grant["uses"]}

@@ -1,0 +1,86 @@
+"""Ledger routes: status, relaying signed txs, queries over the node's own view, audit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from ...ledger.audit import audit_trail
+from ...ledger.tx import SignedTx, decode_tx
+from .deps import Ctx, Me
+from .errors import ApiError
+
+router = APIRouter(prefix="/v1")
+
+
+class TxIn(BaseModel):
+    body: str
+    sig: str
+
+
+@router.get("/health")
+def health(ctx: Ctx) -> dict[str, Any]:
+    """Unauthenticated liveness: height and whether the node follows the chain."""
+    return {"org": ctx.config.org, "height": ctx.replica.height, "orderer_error": ctx.follower.last_error}
+
+
+@router.get("/status")
+def status(ctx: Ctx, me: Me) -> dict[str, Any]:
+    with ctx.lock:
+        root = ctx.replica.state_root()
+        height, head = ctx.replica.height, ctx.replica.head_hash
+    return {
+        "org": ctx.config.org,
+        "chain_id": ctx.genesis.chain_id,
+        "suite": ctx.genesis.suite,
+        "height": height,
+        "head_hash": head,
+        "state_root": root,
+        "orderer_error": ctx.follower.last_error,
+    }
+
+
+@router.post("/txs")
+def relay(tx: TxIn, ctx: Ctx, me: Me) -> dict[str, Any]:
+    """Relay a tx the caller signed to the ordering service; answer once this node applied it."""
+    try:
+        stx = SignedTx.from_json(tx.model_dump())
+        signer = decode_tx(stx, ctx.genesis.crypto).signer
+    except ValueError as exc:
+        raise ApiError(422, "MALFORMED_TX", str(exc)) from None
+    if signer != me.key_id:
+        raise ApiError(403, "NOT_YOUR_TX", "relay only transactions you signed yourself")
+    receipt = ctx.remote.submit(stx)
+    ctx.follower.nudge()
+    if not ctx.follower.wait_for(receipt.height):
+        raise ApiError(504, "NOT_APPLIED", "committed, but this node has not applied the block yet")
+    row = ctx.store.find_tx(receipt.tx_id)
+    assert row is not None
+    return {
+        "tx_id": receipt.tx_id,
+        "height": row["height"],
+        "index": row["idx"],
+        "code": row["code"],
+        "reason": row["reason"],
+        "events": row["events"],
+    }
+
+
+@router.get("/query/{path:path}")
+def query(path: str, ctx: Ctx, me: Me, min_height: int = -1) -> Any:
+    """Read the contract state as this node sees it (catalog, applications, tasks...).
+
+    ``min_height`` waits (up to 10 s) until this node has applied that block, so a
+    client that just committed elsewhere reads its own writes.
+    """
+    if min_height > ctx.replica.height and not ctx.follower.wait_for(min_height, 10.0):
+        raise ApiError(504, "BEHIND", f"this node has not reached height {min_height} yet; retry")
+    return ctx.query(path)
+
+
+@router.get("/audit")
+def audit(ctx: Ctx, me: Me) -> list[dict[str, Any]]:
+    with ctx.lock:
+        return audit_trail(ctx.store)

@@ -1,0 +1,85 @@
+"""Everything a running node holds: config, keys, store, replica, follower, ledger link."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..crypto import Identity, PublicKey, load_identity
+from ..crypto.httpsig import NonceCache
+from ..ledger.contract import Contract
+from ..ledger.embedded import Replica
+from ..ledger.embedded.store import DBState
+from ..ledger.genesis import Genesis, load_genesis
+from ..ledger.remote import RemoteLedger
+from ..ledger.store import ChainStore
+from .config import NodeConfig
+from .follower import Follower
+from .local_db import LocalDB
+from .storage import SqlChainStore
+
+__all__ = ["NodeContext"]
+
+
+@dataclass
+class NodeContext:
+    config: NodeConfig
+    genesis: Genesis
+    identity: Identity
+    store: ChainStore
+    replica: Replica
+    remote: RemoteLedger
+    follower: Follower
+    local: LocalDB
+    lock: threading.RLock
+    nonces: NonceCache = field(default_factory=lambda: NonceCache(window_s=300))
+
+    @classmethod
+    def open(cls, config: NodeConfig) -> NodeContext:
+        genesis = load_genesis(config.genesis)
+        identity = load_identity(config.node_key, genesis.suite)
+        store = SqlChainStore(config.database_url)
+        replica = Replica(store, genesis)
+        remote = RemoteLedger(url=config.orderer_url, identity=identity, genesis=genesis)
+        lock = threading.RLock()
+        follower = Follower(replica, remote, lock, config.poll_ms / 1000)
+        local = LocalDB(config.database_url)
+        return cls(config, genesis, identity, store, replica, remote, follower, local, lock)
+
+    @property
+    def contract(self) -> Contract:
+        return self.replica.contract
+
+    @property
+    def state(self) -> DBState:
+        return self.replica.state
+
+    def now(self) -> int:
+        header = self.replica.head_header
+        return header.time if header is not None else self.genesis.genesis_time
+
+    def query(self, path: str) -> Any:
+        with self.lock:
+            return self.contract.query(self.state, path, self.now())
+
+    def query_or_none(self, path: str) -> Any:
+        try:
+            return self.query(path)
+        except LookupError:
+            return None
+
+    def member(self, key_id: str) -> dict[str, Any] | None:
+        with self.lock:
+            m = self.state.get(f"member/{key_id}")
+        return m if m is not None and m["active"] else None
+
+    def public_key(self, key_id: str) -> PublicKey | None:
+        m = self.member(key_id)
+        return None if m is None else self.genesis.crypto.load_public(bytes.fromhex(m["public_key"]))
+
+    def close(self) -> None:
+        self.follower.stop()
+        self.remote.close()
+        self.store.close()
+        self.local.close()

@@ -1,0 +1,93 @@
+"""Node-local records that are not ledger state: where each dataset's data lives, and every use.
+
+The ledger view (blocks, state) is rebuilt from the chain and never edited;
+these tables are the node's own: the binding of a registered dataset version to
+its source (a file under the data folder, a SQL URL, an API endpoint), and the
+log of every decision the enforcer took.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    insert,
+    select,
+)
+
+__all__ = ["LocalDB"]
+
+_meta = MetaData()
+sources = Table(
+    "node_sources",
+    _meta,
+    Column("dataset", String(200), primary_key=True),
+    Column("content_digest", String(64), primary_key=True),
+    Column("spec", JSON, nullable=False),
+    Column("profile", JSON, nullable=False),
+    Column("bound_at", BigInteger, nullable=False),
+)
+uses = Table(
+    "node_uses",
+    _meta,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", BigInteger, nullable=False),
+    Column("dataset", String(200), nullable=False),
+    Column("grant", String(64), nullable=False),
+    Column("requester", String(64), nullable=False),
+    Column("engine", String(16), nullable=False),
+    Column("columns", JSON, nullable=False),
+    Column("allowed", Integer, nullable=False),
+    Column("reason", String(500), nullable=False),
+)
+
+
+class LocalDB:
+    def __init__(self, url: str) -> None:
+        self.engine = create_engine(url, future=True)
+        _meta.create_all(self.engine)
+        self._lock = threading.Lock()
+
+    def bind_source(
+        self, dataset: str, content_digest: str, spec: dict[str, Any], profile: dict[str, Any]
+    ) -> None:
+        row = {"dataset": dataset, "content_digest": content_digest, "spec": spec, "profile": profile}
+        with self._lock, self.engine.begin() as conn:
+            conn.execute(
+                sources.delete().where(
+                    sources.c.dataset == dataset, sources.c.content_digest == content_digest
+                )
+            )
+            conn.execute(insert(sources).values(**row, bound_at=int(time.time() * 1000)))
+
+    def source_for(self, dataset: str, content_digest: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            r = conn.execute(
+                select(sources.c.spec).where(
+                    sources.c.dataset == dataset, sources.c.content_digest == content_digest
+                )
+            ).first()
+        return None if r is None else dict(r[0])
+
+    def record_use(self, **row: Any) -> None:
+        row = {**row, "columns": json.loads(json.dumps(row["columns"])), "at": int(time.time() * 1000)}
+        with self._lock, self.engine.begin() as conn:
+            conn.execute(insert(uses).values(**row))
+
+    def uses(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(select(uses).order_by(uses.c.id))]
+
+    def close(self) -> None:
+        self.engine.dispose()
