@@ -7,7 +7,9 @@ and build on each other's state where noted.
 from __future__ import annotations
 
 import json
+import os
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -25,10 +27,30 @@ CANARY = "CANARY-7f3a9c-tax-secret-row"
 DAY = 86_400_000
 
 
-@pytest.fixture(scope="module")
-def net(tmp_path_factory: pytest.TempPathFactory):
-    root = tmp_path_factory.mktemp("net") / "consortium"
-    n = start_network(root)
+def _pg_databases() -> str:
+    """Fresh PostgreSQL databases, one per org; returns a URL template with ``{org}``."""
+    url = os.environ.get("CONFIDE_TEST_PG_URL")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail(
+                "CONFIDE_TEST_PG_URL is not set: CI must run the nodes on PostgreSQL (make test starts it)"
+            )
+        pytest.skip('no PostgreSQL test server: run eval "$(scripts/test-postgres.sh)"')
+    import psycopg
+
+    tag = f"net_{uuid.uuid4().hex[:8]}"
+    base, _, _ = url.rpartition("/")
+    with psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as conn:
+        for org in ("bank", "tax", "power"):
+            conn.execute(f"CREATE DATABASE {tag}_{org}")
+    return f"{base}/{tag}_{{org}}"
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def net(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    db = _pg_databases() if request.param == "postgresql" else None
+    root = tmp_path_factory.mktemp(f"net-{request.param}") / "consortium"
+    n = start_network(root, database_url=db)
     yield n
     n.stop_all()
 
@@ -213,7 +235,26 @@ def test_canary_never_leaves_the_tax_bureau(net: Network, world: dict) -> None:
     assert suspects
     for p in suspects:
         assert needle not in p.read_bytes(), f"canary found in {p}"
+    for org in ("bank", "power"):
+        assert CANARY not in _database_dump(net, org), f"canary found in {org}'s database"
     assert needle in (net.root / "tax" / "data" / "filings.csv").read_bytes()  # the test can see it
+
+
+def _database_dump(net: Network, org: str) -> str:
+    """Every row of every table in the org node's database, as text (SQLite or PostgreSQL)."""
+    import sqlalchemy as sa
+
+    from confide.node.config import load_node_config
+
+    engine = sa.create_engine(load_node_config(net.root / org).database_url)
+    parts = []
+    with engine.connect() as conn:
+        for table in sa.inspect(engine).get_table_names():
+            for row in conn.execute(sa.text(f'SELECT * FROM "{table}"')):
+                parts.append(repr(tuple(bytes(v) if isinstance(v, memoryview) else v for v in row)))
+    engine.dispose()
+    assert parts, f"{org}'s database is empty"
+    return "\n".join(parts)
 
 
 def _all_files(root: Path) -> list[Path]:

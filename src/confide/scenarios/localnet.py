@@ -1,0 +1,146 @@
+"""Run a whole consortium on loopback: the ordering service and one node per org, as processes.
+
+Used by ``confide demo network`` (``make demo``) and the multi-process tests.
+Each process logs to ``<root>/<name>.log``; :meth:`LocalNetwork.stop_all`
+sends SIGTERM and waits, so nothing is left running.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from ..crypto import load_identity
+from ..interfaces.client import Client
+from ..node.consortium import OrgEntry, init_consortium
+
+__all__ = ["LocalNetwork", "free_port_block", "start_local_network"]
+
+
+def free_port_block(n: int) -> int:
+    """A base port such that base .. base+n-1 are free on 127.0.0.1 right now."""
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            base = int(s.getsockname()[1])
+        if base + n < 65535 and all(_free(p) for p in range(base, base + n)):
+            return base
+    raise RuntimeError("could not find free ports on 127.0.0.1")
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@dataclass
+class LocalNetwork:
+    root: Path
+    base_port: int
+    orgs: tuple[str, ...]
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def url(self, name: str) -> str:
+        offset = 0 if name == "orderer" else 1 + self.orgs.index(name)
+        return f"http://127.0.0.1:{self.base_port + offset}"
+
+    def start(self, name: str, timeout_s: float = 60.0) -> None:
+        cmd = "orderer" if name == "orderer" else "node"
+        log = (self.root / f"{name}.log").open("ab")
+        self.procs[name] = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "confide",
+                cmd,
+                "start",
+                "--dir",
+                str(self.root / name),
+                "--log-level",
+                "warning",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        self.wait_healthy(name, timeout_s)
+
+    def wait_healthy(self, name: str, timeout_s: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.procs[name].poll() is not None:
+                tail = (self.root / f"{name}.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"{name} exited during start-up; its log ends with:\n{tail}")
+            try:
+                if httpx.get(self.url(name) + "/v1/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{name} did not answer on {self.url(name)} within {timeout_s:.0f} s")
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        p = self.procs.pop(name)
+        p.send_signal(sig)
+        try:
+            p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+    def stop_all(self) -> None:
+        for name in reversed(list(self.procs)):
+            self.kill(name, signal.SIGTERM)
+
+    def client(self, org: str, key: str = "admin", node: str | None = None) -> Client:
+        return Client(self.url(node or org), load_identity(self.root / org / "keys" / f"{key}.pem"))
+
+    def health(self, name: str) -> dict[str, Any]:
+        return dict(httpx.get(self.url(name) + "/v1/health", timeout=5).json())
+
+    def sync(self, timeout_s: float = 30.0) -> int:
+        """Wait until every node has applied the orderer's head; return that height."""
+        head = int(self.health("orderer")["height"])
+        deadline = time.monotonic() + timeout_s
+        while any(self.health(o)["height"] < head for o in self.orgs):
+            if time.monotonic() > deadline:
+                raise RuntimeError("nodes did not catch up with the orderer in time")
+            time.sleep(0.05)
+        return head
+
+
+def start_local_network(
+    root: Path,
+    orgs: Sequence[OrgEntry],
+    *,
+    chain_id: str = "confide-local",
+    database_url: str | None = None,
+    base_port: int | None = None,
+    say: Any = None,
+) -> LocalNetwork:
+    base = base_port if base_port is not None else free_port_block(1 + len(orgs))
+    init_consortium(root, orgs, chain_id=chain_id, base_port=base, database_url=database_url)
+    net = LocalNetwork(root, base, tuple(o.id for o in orgs))
+    try:
+        for name in ("orderer", *net.orgs):
+            if say:
+                say(f"starting {name} on {net.url(name)}")
+            net.start(name)
+    except BaseException:
+        net.stop_all()
+        raise
+    return net
