@@ -157,3 +157,11 @@ def test_bench_ledger_prints_json_last(tmp_path: Path) -> None:
     last = json.loads(out.strip().splitlines()[-1])
     assert last["committed_tx_per_s"] > 0 and last["verify_per_s"] > 0
     assert last["replica_state_root_matches"] is True and last["blocks"] == 3
+
+
+@pytest.mark.slow
+def test_demo_network(tmp_path: Path) -> None:
+    out = run("demo", "network", "--workdir", str(tmp_path / "net"))
+    assert "every node reports the same state root: True" in out
+    assert "refused — columns outside the grant" in out and "stopping the orderer and the nodes" in out
+    assert not [line for line in out.splitlines() if "Traceback" in line]

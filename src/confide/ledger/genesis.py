@@ -18,11 +18,24 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ..crypto import InvalidKey, Suite, canonical_bytes, get_suite
 from .errors import GenesisError
 
-__all__ = ["Genesis", "GenesisOrg", "Params", "credit_code_valid", "load_genesis"]
+__all__ = [
+    "Genesis",
+    "GenesisOrg",
+    "Params",
+    "credit_code_check_char",
+    "credit_code_valid",
+    "load_genesis",
+]
 
 _ID = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 _CREDIT_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 _CREDIT_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+
+
+def credit_code_check_char(first17: str) -> str:
+    """The check character (18th) of a unified social credit code (GB 32100-2015)."""
+    total = sum(_CREDIT_ALPHABET.index(c) * w for c, w in zip(first17, _CREDIT_WEIGHTS, strict=True))
+    return _CREDIT_ALPHABET[(31 - total % 31) % 31]
 
 
 def credit_code_valid(code: str) -> bool:

@@ -6,6 +6,7 @@ import typer
 
 from .bench_cmd import bench_app
 from .catalog_cmd import register_catalog_commands
+from .client_cmd import client_app
 from .demo_cmd import demo_app
 from .ledger_cmd import ledger_app
 from .network_cmd import consortium_app, node_app, orderer_app
@@ -27,6 +28,7 @@ app.add_typer(demo_app, name="demo")
 app.add_typer(consortium_app, name="consortium")
 app.add_typer(orderer_app, name="orderer")
 app.add_typer(node_app, name="node")
+app.add_typer(client_app, name="client")
 register_catalog_commands(app)
 
 
