@@ -72,11 +72,11 @@ def world(net: Network) -> dict:
         sdk.add_member(
             admin.ledger, admin.identity, owner, name=f"{org} owner", roles=["unit_owner"], unit=unit
         )
-        w["owners"][org] = Client(net.url(org), owner)
+        w["owners"][org] = Client(net.url(org), owner, ca_bundle=net.bundle)
     analyst = Identity.generate()
     bank = net.client("bank")
     sdk.add_member(bank.ledger, bank.identity, analyst, name="analyst", roles=["analyst"])
-    w["analyst"] = Client(net.url("bank"), analyst)
+    w["analyst"] = Client(net.url("bank"), analyst, ca_bundle=net.bundle)
     w["tax_reg"] = w["owners"]["tax"].register_dataset(
         org="tax",
         unit="collection",
@@ -124,7 +124,9 @@ def test_full_flow_and_enforcement(net: Network, world: dict) -> None:
             dataset="tax/collection/filings", grant=app, engine="tee", columns=["year"]
         )
     assert "not to this node" in info.value.message
-    tax_node = Client(net.url("tax"), world["analyst"].identity)  # the owner's node is the enforcer
+    tax_node = Client(
+        net.url("tax"), world["analyst"].identity, ca_bundle=net.bundle
+    )  # the owner's node is the enforcer
     tax_node.last_height = r.height
     ok = tax_node.check_use(
         dataset="tax/collection/filings", grant=app, engine="tee", columns=["credit_code"]
@@ -141,7 +143,7 @@ def test_full_flow_and_enforcement(net: Network, world: dict) -> None:
 
 
 def test_same_state_root_on_every_node(net: Network, world: dict) -> None:
-    head = httpx.get(net.url("orderer") + "/v1/health").json()["height"]
+    head = httpx.get(net.url("orderer") + "/v1/health", verify=net.verify()).json()["height"]
     for org in ("bank", "tax", "power"):
         net.client(org).query("consortium", min_height=head)
     roots = {org: net.client(org).status() for org in ("bank", "tax", "power")}
@@ -152,21 +154,28 @@ def test_same_state_root_on_every_node(net: Network, world: dict) -> None:
 
 def test_request_authentication_refusals(net: Network, world: dict) -> None:
     url = net.url("tax") + "/v1/status"
-    assert httpx.get(url).status_code == 401  # unsigned
+    assert httpx.get(url, verify=net.verify()).status_code == 401  # unsigned
     stranger = Identity.generate()
-    assert httpx.get(url, headers=sign_request(stranger, "GET", "/v1/status", "", b"")).status_code == 401
+    assert (
+        httpx.get(
+            url, verify=net.verify(), headers=sign_request(stranger, "GET", "/v1/status", "", b"")
+        ).status_code
+        == 401
+    )
     admin = net.client("tax").identity
     headers = sign_request(admin, "GET", "/v1/status", "", b"")
-    assert httpx.get(url, headers=headers).status_code == 200
-    replay = httpx.get(url, headers=headers)
+    assert httpx.get(url, verify=net.verify(), headers=headers).status_code == 200
+    replay = httpx.get(url, verify=net.verify(), headers=headers)
     assert replay.status_code == 401 and replay.json()["error"]["code"] == "UNAUTHENTICATED"
     tampered = sign_request(admin, "POST", "/v1/sources", "", b'{"a":1}')
-    resp = httpx.post(net.url("tax") + "/v1/sources", content=b'{"a":2}', headers=tampered)
+    resp = httpx.post(
+        net.url("tax") + "/v1/sources", verify=net.verify(), content=b'{"a":2}', headers=tampered
+    )
     assert resp.status_code == 401
 
 
 def test_authorization_refusals(net: Network, world: dict) -> None:
-    bank_admin_on_tax = Client(net.url("tax"), net.client("bank").identity)
+    bank_admin_on_tax = Client(net.url("tax"), net.client("bank").identity, ca_bundle=net.bundle)
     with pytest.raises(ApiCallError) as info:
         bank_admin_on_tax.bind_source("tax/collection/x", {"type": "csv", "path": "filings.csv"})
     assert info.value.code == "WRONG_ORG"
@@ -194,13 +203,13 @@ def test_bad_sources_refused(net: Network, world: dict) -> None:
         ({"type": "sql", "url": "postgresql+psycopg://nobody@127.0.0.1:1/none", "table": "t"}, "BAD_SOURCE"),
         ({"type": "teleport"}, "BAD_SOURCE"),
     ]
-    height = httpx.get(net.url("orderer") + "/v1/health").json()["height"]
+    height = httpx.get(net.url("orderer") + "/v1/health", verify=net.verify()).json()["height"]
     for spec, code in cases:
         with pytest.raises(ApiCallError) as info:
             tax_owner.bind_source("tax/collection/bad", spec)
         assert info.value.code == code, (spec, info.value)
     assert (
-        httpx.get(net.url("orderer") + "/v1/health").json()["height"] == height
+        httpx.get(net.url("orderer") + "/v1/health", verify=net.verify()).json()["height"] == height
     )  # nothing reached the ledger
 
 

@@ -9,13 +9,16 @@ holds users' keys. Errors come back as :class:`ApiCallError` (or
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from ..crypto import Identity
 from ..crypto.httpsig import sign_request
+from ..crypto.tls import client_context
 from ..ledger import Block, Head, InclusionProof, LedgerBackend, Receipt, SignedTx, TxRefused
 from . import sdk
 
@@ -60,10 +63,14 @@ class _NodeLedger(LedgerBackend):
 
 
 class Client:
-    def __init__(self, url: str, identity: Identity, *, timeout_s: float = 60.0) -> None:
+    def __init__(
+        self, url: str, identity: Identity, *, timeout_s: float = 60.0, ca_bundle: str | Path | None = None
+    ) -> None:
+        """``ca_bundle``: the consortium's certificate bundle (``certs/bundle.pem``) for https nodes."""
         self.url = url.rstrip("/")
         self.identity = identity
-        self._http = httpx.Client(base_url=self.url, timeout=timeout_s)
+        verify: ssl.SSLContext | bool = client_context(Path(ca_bundle)) if ca_bundle else True
+        self._http = httpx.Client(base_url=self.url, timeout=timeout_s, verify=verify)
         self.ledger: LedgerBackend = _NodeLedger(self)
         self._chain_id: str | None = None
         self.last_height = -1  # highest block this client committed in; reads wait for it

@@ -24,6 +24,7 @@ __all__ = [
     "Params",
     "credit_code_check_char",
     "credit_code_valid",
+    "genesis_tls_keys",
     "load_genesis",
 ]
 
@@ -116,6 +117,11 @@ class Genesis(_Strict):
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(json.dumps(self.model_dump(mode="json"), indent=2).encode() + b"\n")
         return p
+
+
+def genesis_tls_keys(genesis: Genesis) -> list[str]:
+    """Public keys (hex) that may hold TLS certificates: the orderer's and every node's."""
+    return [genesis.orderer_public_key, *(o.node_public_key for o in genesis.orgs if o.node_public_key)]
 
 
 def load_genesis(path: str | Path) -> Genesis:

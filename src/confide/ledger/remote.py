@@ -8,6 +8,7 @@ signed with the caller's key (``crypto.httpsig``).
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,11 +30,19 @@ class LedgerUnavailable(LedgerError):
 
 
 class RemoteLedger(LedgerBackend):
-    def __init__(self, *, url: str, identity: Identity, genesis: Genesis, timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        *,
+        url: str,
+        identity: Identity,
+        genesis: Genesis,
+        timeout_s: float = 30.0,
+        verify: ssl.SSLContext | bool = True,
+    ) -> None:
         self.url = url.rstrip("/")
         self.identity = identity
         self.genesis = genesis
-        self._http = httpx.Client(base_url=self.url, timeout=timeout_s)
+        self._http = httpx.Client(base_url=self.url, timeout=timeout_s, verify=verify)
 
     def _call(self, method: str, path: str, params: dict[str, Any] | None = None, body: bytes = b"") -> Any:
         query = str(httpx.QueryParams(params or {}))

@@ -35,10 +35,13 @@ class NodeConfig(BaseSettings):
     peers: dict[str, str] = Field(default_factory=dict, description="org id -> node base URL")
     environment: Literal["development", "production"] = "development"
     poll_ms: int = Field(default=100, ge=5, le=60_000)
+    tls_cert: Path | None = Field(default=None, description="this node's certificate (made from node_key)")
+    ca_bundle: Path | None = Field(default=None, description="consortium certificates, checked vs genesis")
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        scheme = "https" if self.tls_cert else "http"
+        return f"{scheme}://{self.host}:{self.port}"
 
 
 def load_node_config(folder: str | Path) -> NodeConfig:
@@ -50,7 +53,7 @@ def load_node_config(folder: str | Path) -> NodeConfig:
         raise ConfigError(f"{path} not found; create node folders with 'confide consortium init'") from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path} is not JSON: {exc}") from None
-    for key in ("data_dir", "node_key", "genesis"):
+    for key in ("data_dir", "node_key", "genesis", "tls_cert", "ca_bundle"):
         if key in raw and not Path(raw[key]).is_absolute():
             raw[key] = str(d / raw[key])
     url = raw.get("database_url", "")

@@ -13,6 +13,7 @@ everything in one place for local consortia, demos and tests.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from collections.abc import Sequence
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..crypto import Identity, get_suite
+from ..crypto.tls import make_certificate
 from ..ledger.errors import LedgerError
 from ..ledger.genesis import Genesis
 
@@ -38,6 +40,20 @@ def _write_json(path: Path, obj: dict[str, object]) -> None:
     path.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
+def _write_certs(
+    d: Path, genesis_ms: int, orderer: Identity, nodes: dict[str, Identity]
+) -> dict[str, dict[str, str]]:
+    """One certificate per process from its ledger key, plus the bundle every process trusts."""
+    not_before = dt.datetime.fromtimestamp(genesis_ms / 1000, dt.UTC) - dt.timedelta(days=1)
+    certs = {"orderer": make_certificate(orderer, "orderer", not_before=not_before)}
+    certs |= {org: make_certificate(ident, org, not_before=not_before) for org, ident in nodes.items()}
+    (d / "certs").mkdir(parents=True, exist_ok=True)
+    for name, pem in certs.items():
+        (d / "certs" / f"{name}.pem").write_bytes(pem)
+    (d / "certs" / "bundle.pem").write_bytes(b"".join(certs.values()))
+    return {name: {"tls_cert": f"../certs/{name}.pem", "ca_bundle": "../certs/bundle.pem"} for name in certs}
+
+
 def init_consortium(
     directory: str | Path,
     orgs: Sequence[OrgEntry],
@@ -48,11 +64,18 @@ def init_consortium(
     host: str = "127.0.0.1",
     base_port: int = 8100,
     database_url: str | None = None,
+    tls: bool = True,
 ) -> Path:
-    """Create the consortium folders. ``database_url`` may hold ``{org}`` (default: SQLite per node)."""
+    """Create the consortium folders. ``database_url`` may hold ``{org}`` (default: SQLite per node).
+
+    With ``tls`` every process gets a certificate made from its ledger key
+    (``certs/``), and all URLs are https.
+    """
     d = Path(directory)
     if (d / "genesis.json").exists():
         raise LedgerError(f"{d} already holds a consortium; pick an empty folder")
+    if tls and suite != "default":
+        raise LedgerError(f"TLS from ledger keys needs suite 'default', not {suite!r}; pass --no-tls for now")
     s = get_suite(suite)
     orderer = Identity.generate(s)
     admins = {o.id: Identity.generate(s) for o in orgs}
@@ -78,7 +101,11 @@ def init_consortium(
     )
     genesis.save(d / "genesis.json")
     orderer.save(d / "orderer" / "keys" / "orderer.pem")
-    orderer_url = f"http://{host}:{base_port}"
+    scheme = "https" if tls else "http"
+    orderer_url = f"{scheme}://{host}:{base_port}"
+    tls_files: dict[str, dict[str, str]] = {}
+    if tls:
+        tls_files = _write_certs(d, genesis.genesis_time, orderer, nodes)
     _write_json(
         d / "orderer" / "orderer.json",
         {
@@ -88,9 +115,10 @@ def init_consortium(
             "key": "keys/orderer.pem",
             "store": "chain.sqlite",
             "batch_ms": 20,
+            **tls_files.get("orderer", {}),
         },
     )
-    peers = {o.id: f"http://{host}:{base_port + 1 + i}" for i, o in enumerate(orgs)}
+    peers = {o.id: f"{scheme}://{host}:{base_port + 1 + i}" for i, o in enumerate(orgs)}
     for i, o in enumerate(orgs):
         od = d / o.id
         admins[o.id].save(od / "keys" / "admin.pem")
@@ -108,6 +136,7 @@ def init_consortium(
                 "data_dir": "data",
                 "node_key": "keys/node.pem",
                 "genesis": "../genesis.json",
+                **tls_files.get(o.id, {}),
                 "peers": {k: v for k, v in peers.items() if k != o.id},
             },
         )

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import ssl
 import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..crypto import Identity, PublicKey, load_identity
 from ..crypto.httpsig import NonceCache
+from ..crypto.tls import check_bundle, check_own_certificate, client_context
 from ..ledger.contract import Contract
 from ..ledger.embedded import Replica
 from ..ledger.embedded.store import DBState
-from ..ledger.genesis import Genesis, load_genesis
+from ..ledger.genesis import Genesis, genesis_tls_keys, load_genesis
 from ..ledger.remote import RemoteLedger
 from ..ledger.store import ChainStore
 from .config import NodeConfig
@@ -41,7 +43,12 @@ class NodeContext:
         identity = load_identity(config.node_key, genesis.suite)
         store = SqlChainStore(config.database_url)
         replica = Replica(store, genesis)
-        remote = RemoteLedger(url=config.orderer_url, identity=identity, genesis=genesis)
+        verify: ssl.SSLContext | bool = True
+        if config.tls_cert is not None and config.ca_bundle is not None:
+            check_own_certificate(config.tls_cert, identity)
+            check_bundle(config.ca_bundle, genesis_tls_keys(genesis))
+            verify = client_context(config.ca_bundle)
+        remote = RemoteLedger(url=config.orderer_url, identity=identity, genesis=genesis, verify=verify)
         lock = threading.RLock()
         follower = Follower(replica, remote, lock, config.poll_ms / 1000)
         local = LocalDB(config.database_url)

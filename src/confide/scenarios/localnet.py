@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ from typing import Any
 import httpx
 
 from ..crypto import load_identity
+from ..crypto.tls import client_context
 from ..interfaces.client import Client
 from ..node.consortium import OrgEntry, init_consortium
 
@@ -54,9 +56,18 @@ class LocalNetwork:
     orgs: tuple[str, ...]
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
+    @property
+    def bundle(self) -> Path | None:
+        b = self.root / "certs" / "bundle.pem"
+        return b if b.exists() else None
+
+    def verify(self) -> ssl.SSLContext | bool:
+        return client_context(self.bundle) if self.bundle else True
+
     def url(self, name: str) -> str:
         offset = 0 if name == "orderer" else 1 + self.orgs.index(name)
-        return f"http://127.0.0.1:{self.base_port + offset}"
+        scheme = "https" if self.bundle else "http"
+        return f"{scheme}://127.0.0.1:{self.base_port + offset}"
 
     def start(self, name: str, timeout_s: float = 60.0) -> None:
         cmd = "orderer" if name == "orderer" else "node"
@@ -86,7 +97,10 @@ class LocalNetwork:
                 tail = (self.root / f"{name}.log").read_text(errors="replace")[-2000:]
                 raise RuntimeError(f"{name} exited during start-up; its log ends with:\n{tail}")
             try:
-                if httpx.get(self.url(name) + "/v1/health", timeout=1).status_code == 200:
+                if (
+                    httpx.get(self.url(name) + "/v1/health", timeout=1, verify=self.verify()).status_code
+                    == 200
+                ):
                     return
             except httpx.HTTPError:
                 pass
@@ -107,10 +121,11 @@ class LocalNetwork:
             self.kill(name, signal.SIGTERM)
 
     def client(self, org: str, key: str = "admin", node: str | None = None) -> Client:
-        return Client(self.url(node or org), load_identity(self.root / org / "keys" / f"{key}.pem"))
+        ident = load_identity(self.root / org / "keys" / f"{key}.pem")
+        return Client(self.url(node or org), ident, ca_bundle=self.bundle)
 
     def health(self, name: str) -> dict[str, Any]:
-        return dict(httpx.get(self.url(name) + "/v1/health", timeout=5).json())
+        return dict(httpx.get(self.url(name) + "/v1/health", timeout=5, verify=self.verify()).json())
 
     def sync(self, timeout_s: float = 30.0) -> int:
         """Wait until every node has applied the orderer's head; return that height."""

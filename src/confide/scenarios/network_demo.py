@@ -60,12 +60,12 @@ def _members(net: LocalNetwork, say: Callable[[str], None]) -> dict[str, Client]
         sdk.add_member(
             admin.ledger, admin.identity, owner, name=f"{title} owner", roles=["unit_owner"], unit=unit
         )
-        people[f"{org}-owner"] = Client(net.url(org), owner)
+        people[f"{org}-owner"] = Client(net.url(org), owner, ca_bundle=net.bundle)
     analyst = Identity.generate()
     analyst.save(net.root / "bank" / "keys" / "analyst.pem")
     bank = net.client("bank")
     sdk.add_member(bank.ledger, bank.identity, analyst, name="Bank credit analyst", roles=["analyst"])
-    people["analyst"] = Client(net.url("bank"), analyst)
+    people["analyst"] = Client(net.url("bank"), analyst, ca_bundle=net.bundle)
     return people
 
 
@@ -125,7 +125,7 @@ def run_network_demo(workdir: Path, say: Callable[[str], None] = print) -> Netwo
         sdk.approve(tax_owner.ledger, tax_owner.identity, app, "unit")
         r = sdk.approve(tax_admin.ledger, tax_admin.identity, app, "org")
         out.grant = analyst.query(f"application/{app}", min_height=r.height)
-        enforcer = Client(net.url("tax"), analyst.identity)
+        enforcer = Client(net.url("tax"), analyst.identity, ca_bundle=net.bundle)
         enforcer.last_height = r.height
         say("[tax node] enforces: granted columns for tee -> allowed; tax_paid_cny -> refused")
         out.allowed = enforcer.check_use(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -113,7 +114,14 @@ def _connect(node: str | None, key: Path | None, suite: str) -> Iterator[Client]
     if key is None:
         fail("no signing key given", "pass --key path/to/key.pem or set CONFIDE_KEY")
     assert node is not None and key is not None
-    client = Client(node, load_identity(key, suite))
+    # https nodes: trust the consortium's certificate bundle (certs/bundle.pem), never the system CAs.
+    bundle = os.environ.get("CONFIDE_CA_BUNDLE")
+    if node.startswith("https://") and not bundle:
+        fail(
+            "an https node needs the consortium's certificates",
+            "set CONFIDE_CA_BUNDLE=<consortium>/certs/bundle.pem",
+        )
+    client = Client(node, load_identity(key, suite), ca_bundle=bundle or None)
     try:
         yield client
     finally:
@@ -284,6 +292,9 @@ def applications(
     if as_json:
         print_json(apps)
         return
+    if not apps:
+        console.print("no applications" + (f" with status {escape(status)}" if status else ""))
+        return
     table = Table("id", "dataset", "applicant org", "status", "uses left", "engines", "columns")
     for a in apps:
         table.add_row(
@@ -363,7 +374,7 @@ def register(
             console=err_console,
             transient=True,
         ) as progress:
-            progress.add_task(f"node {escape(c.url)} is profiling the source and registering {dataset_id}")
+            progress.add_task(f"the node is profiling {escape(spec.get('path', spec['type']))}…")
             receipt = c.register_dataset(
                 org=org,
                 unit=unit,

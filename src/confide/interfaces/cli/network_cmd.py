@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -30,6 +31,7 @@ def consortium_init(
     database_url: str | None = typer.Option(
         None, help="Node database URL, may contain {org}. Default SQLite."
     ),
+    tls: bool = typer.Option(True, help="https everywhere, certificates made from the ledger keys."),
 ) -> None:
     """Write genesis.json, the orderer folder and one folder per org (keys, node.json, data/)."""
     from ...node.consortium import OrgEntry, init_consortium
@@ -44,7 +46,13 @@ def consortium_init(
                 fail(f"--org {item!r} is not id:Name")
             entries.append(OrgEntry(oid, name))
     init_consortium(
-        directory, entries, chain_id=chain_id, suite=suite, base_port=base_port, database_url=database_url
+        directory,
+        entries,
+        chain_id=chain_id,
+        suite=suite,
+        base_port=base_port,
+        database_url=database_url,
+        tls=tls,
     )
     console.print(
         f"consortium {chain_id} in {directory}: orderer on port {base_port}, nodes: "
@@ -56,6 +64,21 @@ def _logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
+def _serve(app: Any, host: str, port: int, log_level: str, cert: str | None, keyfile: str | None) -> None:
+    """uvicorn with TLS when a certificate is given; idle keep-alive links get 3 s to close on stop."""
+    import uvicorn
+
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level.lower(),
+        timeout_graceful_shutdown=3,
+        ssl_certfile=cert,
+        ssl_keyfile=keyfile,
+    )
+
+
 @orderer_app.command("start")
 @friendly
 def orderer_start(
@@ -63,8 +86,6 @@ def orderer_start(
     log_level: str = typer.Option("info", help="debug, info, warning."),
 ) -> None:
     """Run the solo ordering service (HTTP) until interrupted."""
-    import uvicorn
-
     from ...crypto import load_identity
     from ...ledger.embedded import EmbeddedBackend
     from ...ledger.embedded.service import create_orderer_app
@@ -83,7 +104,15 @@ def orderer_start(
         f"(height {backend.head().height})"
     )
     app = create_orderer_app(backend, batch_ms=int(cfg.get("batch_ms", 20)))
-    uvicorn.run(app, host=cfg["host"], port=int(cfg["port"]), log_level=log_level.lower())
+    cert = keyfile = None
+    if cfg.get("tls_cert"):
+        from ...crypto.tls import check_bundle, check_own_certificate
+        from ...ledger.genesis import genesis_tls_keys
+
+        check_own_certificate(directory / cfg["tls_cert"], key)
+        check_bundle(directory / cfg["ca_bundle"], genesis_tls_keys(genesis))
+        cert, keyfile = str(directory / cfg["tls_cert"]), str(directory / cfg["key"])
+    _serve(app, cfg["host"], int(cfg["port"]), log_level, cert, keyfile)
 
 
 @node_app.command("start")
@@ -93,8 +122,6 @@ def node_start(
     log_level: str = typer.Option("info", help="debug, info, warning."),
 ) -> None:
     """Run an org node: follow and verify the chain, serve the API, enforce grants."""
-    import uvicorn
-
     from ...node.api import create_node_app
     from ...node.config import ConfigError, load_node_config
     from ...node.context import NodeContext
@@ -109,4 +136,5 @@ def node_start(
     console.print(
         f"node {cfg.org} on {cfg.url}, following {cfg.orderer_url} from height {ctx.replica.height}"
     )
-    uvicorn.run(create_node_app(ctx), host=cfg.host, port=cfg.port, log_level=log_level.lower())
+    cert = str(cfg.tls_cert) if cfg.tls_cert is not None else None
+    _serve(create_node_app(ctx), cfg.host, cfg.port, log_level, cert, str(cfg.node_key) if cert else None)
