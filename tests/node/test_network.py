@@ -88,6 +88,7 @@ def world(net: Network) -> dict:
     w["owners"]["power"].register_dataset(
         org="power", unit="service", name="usage", title="Usage", source={"type": "csv", "path": "usage.csv"}
     )
+    net.sync()  # every node has applied the set-up before the tests read
     return w
 
 
@@ -268,3 +269,76 @@ def _database_dump(net: Network, org: str) -> str:
 
 def _all_files(root: Path) -> list[Path]:
     return [p for p in root.rglob("*") if p.is_file()]
+
+
+@pytest.fixture(scope="module")
+def upstream() -> str:
+    """A data service the power company runs behind its node (plain HTTP on loopback)."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps(
+                {
+                    "data": [
+                        {
+                            "credit_code": "91350100M000100000",
+                            "score": 710,
+                            "meter": {"kwh": 42},
+                            "secret": CANARY,
+                        },
+                        {
+                            "credit_code": "91350100M000100001",
+                            "score": 640,
+                            "meter": {"kwh": 7},
+                            "secret": CANARY,
+                        },
+                    ]
+                }
+            ).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/records"
+    server.shutdown()
+
+
+def test_api_dataset_served_through_owner_node(net: Network, world: dict, upstream: str) -> None:
+    power_owner = world["owners"]["power"]
+    power_owner.register_dataset(
+        org="power",
+        unit="service",
+        name="scores",
+        title="Scores API",
+        source={"type": "api", "url": upstream, "records": "data"},
+    )
+    app = _apply(
+        world, dataset="power/service/scores", columns=["credit_code", "score"], engines=["api"], max_uses=2
+    )
+    r = sdk.approve(power_owner.ledger, power_owner.identity, app, "unit")
+    via_power = Client(net.url("power"), world["analyst"].identity, ca_bundle=net.bundle)
+    via_power.last_height = r.height
+    out = via_power.call_service("power/service/scores", grant=app)
+    assert out["records"][0] == {"credit_code": "91350100M000100000", "score": 710}
+    assert CANARY not in json.dumps(out)  # ungranted fields never leave the owner's node
+    usage = via_power.query(f"usage/{out['usage_tx']}", min_height=out["block"])
+    assert (
+        usage["response_digest"] == out["response_digest"]
+        and usage["requester"] == world["analyst"].identity.key_id
+    )
+    with pytest.raises(ApiCallError) as info:
+        via_power.call_service("power/service/scores", grant=app, fields=["secret"])
+    assert info.value.code == "USE_DENIED"
+    via_power.call_service("power/service/scores", grant=app)  # second and last use
+    with pytest.raises(ApiCallError) as info:
+        via_power.call_service("power/service/scores", grant=app)
+    assert info.value.code == "USE_DENIED" and "exhausted" in info.value.message
+    assert len(via_power.query("usages?dataset=power/service/scores")) == 2

@@ -13,6 +13,7 @@ import ssl
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 import httpx
 
@@ -77,7 +78,8 @@ class Client:
 
     def call(self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None) -> Any:
         raw = b"" if body is None else json.dumps(body).encode()
-        query = str(httpx.QueryParams(params or {}))
+        path, _, inline = path.partition("?")  # the signature covers path and query separately
+        query = str(httpx.QueryParams({**dict(parse_qsl(inline)), **(params or {})}))
         headers = sign_request(self.identity, method, path, query, raw)
         if raw:
             headers["Content-Type"] = "application/json"
@@ -154,6 +156,18 @@ class Client:
             "min_height": self.last_height,
         }
         return dict(self.call("POST", "/v1/uses", body))
+
+    def call_service(
+        self,
+        dataset: str,
+        *,
+        grant: str,
+        params: dict[str, Any] | None = None,
+        fields: Sequence[str] | None = None,
+    ) -> dict[str, Any]:
+        """Call an API-type dataset through its owner's node (this client must point at that node)."""
+        body = {"grant": grant, "params": params or {}, "fields": list(fields) if fields else None}
+        return dict(self.call("POST", f"/v1/services/{dataset}", body))
 
     def close(self) -> None:
         self._http.close()

@@ -20,7 +20,7 @@ from ...crypto import InvalidSignature, PublicKey
 from ..codes import Code, Reject, Result
 from ..genesis import Genesis
 from ..tx import TX_DOMAIN, SignedTx, Tx, decode_tx
-from . import catalog, grants, members, tasks
+from . import catalog, grants, members, tasks, usage
 from . import models as m
 from .ctx import BlockInfo, Ctx
 from .queries import run_query
@@ -49,6 +49,7 @@ def _handlers(contract: Contract) -> dict[str, tuple[type[BaseModel], Handler]]:
         "run.start": (m.RunStart, tasks.run_start),
         "run.finish": (m.RunFinish, tasks.run_finish),
         "release.decide": (m.ReleaseDecide, tasks.release_decide),
+        "usage.record": (m.UsageRecord, usage.usage_record),
     }
 
 
@@ -69,6 +70,7 @@ TX_TYPES: tuple[str, ...] = (
     "run.start",
     "run.finish",
     "release.decide",
+    "usage.record",
 )
 
 

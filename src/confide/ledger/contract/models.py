@@ -31,6 +31,7 @@ __all__ = [
     "TaskInput",
     "TaskSubmit",
     "UnitCreate",
+    "UsageRecord",
     "Visibility",
 ]
 
@@ -43,10 +44,11 @@ ColumnName = Annotated[str, Field(min_length=1, max_length=128)]
 Ms = Annotated[int, Field(ge=0)]
 
 ROLES = ("org_admin", "unit_owner", "analyst", "auditor", "node")
-ENGINES = ("tee", "psi", "mpc", "fl")
+# "api": direct calls to an API-type data service, through the owner's node.
+ENGINES = ("tee", "psi", "mpc", "fl", "api")
 # "node": an org node's own key; it authenticates node links and may sign nothing else yet.
 Role = Literal["org_admin", "unit_owner", "analyst", "auditor", "node"]
-Engine = Literal["tee", "psi", "mpc", "fl"]
+Engine = Literal["tee", "psi", "mpc", "fl", "api"]
 
 
 class _P(BaseModel):
@@ -146,7 +148,7 @@ class ApplicationSubmit(_P):
     dataset: DatasetId
     purpose: Annotated[str, Field(min_length=1, max_length=2000)]
     columns: list[ColumnName] = Field(min_length=1, max_length=2000)
-    engines: list[Engine] = Field(min_length=1, max_length=4)
+    engines: list[Engine] = Field(min_length=1, max_length=5)
     expires_at: Ms
     max_uses: Annotated[int, Field(ge=1, le=1_000_000)]
     versions: Literal["latest"] | list[Annotated[int, Field(ge=1)]] = "latest"
@@ -199,6 +201,15 @@ class RunFinish(_P):
         if (self.status == "succeeded") != (self.output_digest is not None):
             raise ValueError("status/output_digest: a succeeded run has an output digest")
         return self
+
+
+class UsageRecord(_P):
+    """One call of an API-type dataset, served by the owner's node under a grant."""
+
+    grant: Hex64
+    dataset: DatasetId
+    request_digest: Hex64
+    response_digest: Hex64
 
 
 class ReleaseDecide(_P):

@@ -77,6 +77,9 @@ def run_query(state: StateView, path: str, now: int) -> Any:
         return out
     if head == "application" and rest:
         return _app_view(_one(state, f"app/{rest}"), now)
-    if head in ("org", "dataset", "task", "run", "release", "member", "unit") and rest:
+    if head == "usages" and not rest:
+        filters = dict(parse_qsl(qs))
+        return [u for _, u in state.scan("usage/") if all(str(u.get(k)) == v for k, v in filters.items())]
+    if head in ("org", "dataset", "task", "run", "release", "member", "unit", "usage") and rest:
         return _one(state, f"{head}/{rest}")
     raise QueryError(f"unknown query path {path!r}")

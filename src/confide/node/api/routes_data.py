@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from ..connectors import ConnectorError, open_connector, synthetic_preview
 from ..enforcement import authorize_use
+from ..services import ServiceError, call_service
 from .deps import Ctx, Me, Principal, require_roles
 from .errors import ApiError
 
@@ -28,6 +29,12 @@ class SourceIn(BaseModel):
         pattern=r"^[a-z0-9][a-z0-9_-]{0,62}/[a-z0-9][a-z0-9_-]{0,62}/[a-z0-9][a-z0-9_-]{0,62}$"
     )
     source: dict[str, Any]
+
+
+class ServiceCallIn(BaseModel):
+    grant: str = Field(pattern=r"^[0-9a-f]{64}$")
+    params: dict[str, str | int | bool] = Field(default_factory=dict)
+    fields: list[str] | None = None
 
 
 class UseIn(BaseModel):
@@ -79,6 +86,22 @@ def preview(dataset: str, ctx: Ctx, me: Me, rows: int = 5) -> dict[str, Any]:
     ds = ctx.query(f"dataset/{dataset}")
     schema = ds["versions"][-1]["schema"]
     return {"dataset": dataset, "synthetic": True, "rows": synthetic_preview(schema, n=min(rows, 50))}
+
+
+@router.post("/services/{dataset:path}")
+def call(dataset: str, body: ServiceCallIn, ctx: Ctx, me: Me) -> dict[str, Any]:
+    """Call an API-type dataset via its owner's node: grant checked, fields projected, usage on the ledger."""
+    try:
+        return call_service(
+            ctx,
+            requester=me.key_id,
+            dataset=dataset,
+            grant_id=body.grant,
+            params=body.params,
+            fields=body.fields,
+        )
+    except ServiceError as exc:
+        raise ApiError(exc.status, exc.code, exc.message) from None
 
 
 @router.post("/uses")
