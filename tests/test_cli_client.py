@@ -56,6 +56,7 @@ def world(net: Network) -> dict[str, Any]:
         admin.ledger, admin.identity, owner, name="tax owner", roles=["unit_owner"], unit="collection"
     )
     stranger = Identity.generate()
+    net.sync()  # every node has applied the set-up before the CLI reads
     return {
         "tax_owner": str(owner.save(keys / "tax-owner.pem")),
         "tax_admin": str(net.root / "tax" / "keys" / "admin.pem"),
