@@ -10,6 +10,7 @@ that the orderer path (which refuses invalid txs before ordering) and a replica 
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -281,7 +282,11 @@ class Stream:
                 body = b'{"chain":"test-chain","type":"unit.create"}'
                 return [(SignedTx(body, admin.sign(TX_DOMAIN + body)), Code.MALFORMED)]
             case "replay":
-                return [(c.pick(self.sent), Code.REPLAYED)]
+                # The signer is checked before replay (a forged tx never reaches other checks),
+                # so replaying an outsider's tx is refused as UNKNOWN_SIGNER.
+                stx = c.pick(self.sent)
+                outsider = json.loads(stx.body)["signer"] == OUTSIDER.key_id
+                return [(stx, Code.UNKNOWN_SIGNER if outsider else Code.REPLAYED)]
             case "stale":
                 stx = self.tx(
                     admin, "unit.create", {"unit": "late", "name": "x"}, time, created_at=time - WINDOW - 1
