@@ -197,9 +197,14 @@ def test_authorization_refusals(net: Network, world: dict) -> None:
 def test_bad_sources_refused(net: Network, world: dict) -> None:
     tax_owner = world["owners"]["tax"]
     (net.root / "tax" / "data" / "broken.csv").write_text("a,b\n1,2\n3,4,5\n")
+    (net.root / "tax" / "data" / "broken.jsonl").write_text('{"a": 1}\n{"a": 2,,}\n')
+    (net.root / "tax" / "data" / "empty.csv").write_text("")
     cases = [
         ({"type": "csv", "path": "broken.csv"}, "BAD_SOURCE"),
         ({"type": "csv", "path": "missing.csv"}, "BAD_SOURCE"),
+        ({"type": "jsonl", "path": "broken.jsonl"}, "BAD_SOURCE"),
+        ({"type": "csv", "path": "empty.csv"}, "BAD_SOURCE"),
+        ({"type": "sql", "url": "sqlite:////etc/passwd", "table": "t"}, "OUTSIDE_DATA_DIR"),
         ({"type": "csv", "path": "../../orderer/orderer.json"}, "OUTSIDE_DATA_DIR"),
         ({"type": "sql", "url": "postgresql+psycopg://nobody@127.0.0.1:1/none", "table": "t"}, "BAD_SOURCE"),
         ({"type": "teleport"}, "BAD_SOURCE"),
@@ -342,3 +347,16 @@ def test_api_dataset_served_through_owner_node(net: Network, world: dict, upstre
         via_power.call_service("power/service/scores", grant=app)
     assert info.value.code == "USE_DENIED" and "exhausted" in info.value.message
     assert len(via_power.query("usages?dataset=power/service/scores")) == 2
+
+
+def test_expired_grant_is_refused_by_the_owner_node(net: Network, world: dict) -> None:
+    app = _apply(world, expires_at=int(time.time() * 1000) + 4000)
+    tax_owner, tax_admin = world["owners"]["tax"], net.client("tax")
+    sdk.approve(tax_owner.ledger, tax_owner.identity, app, "unit")
+    r = sdk.approve(tax_admin.ledger, tax_admin.identity, app, "org")
+    enforcer = Client(net.url("tax"), world["analyst"].identity, ca_bundle=net.bundle)
+    enforcer.last_height = r.height
+    time.sleep(4.2)  # let the grant run out; the owner's node judges expiry by its clock too
+    with pytest.raises(ApiCallError) as info:
+        enforcer.check_use(dataset="tax/collection/filings", grant=app, engine="tee", columns=["credit_code"])
+    assert info.value.code == "USE_DENIED" and "expired" in info.value.message
