@@ -360,3 +360,21 @@ def test_expired_grant_is_refused_by_the_owner_node(net: Network, world: dict) -
     with pytest.raises(ApiCallError) as info:
         enforcer.check_use(dataset="tax/collection/filings", grant=app, engine="tee", columns=["credit_code"])
     assert info.value.code == "USE_DENIED" and "expired" in info.value.message
+
+
+def test_new_version_and_version_pinned_grants(net: Network, world: dict) -> None:
+    tax_owner, tax_admin = world["owners"]["tax"], net.client("tax")
+    pinned = _apply(world, versions=[1])
+    for app in (pinned,):
+        sdk.approve(tax_owner.ledger, tax_owner.identity, app, "unit")
+        sdk.approve(tax_admin.ledger, tax_admin.identity, app, "org")
+    path = net.root / "tax" / "data" / "filings.csv"
+    path.write_text(path.read_text() + "91350100M000108888,2026,77,new row\n")
+    r = tax_owner.publish_version(
+        dataset="tax/collection/filings", source={"type": "csv", "path": "filings.csv"}
+    )
+    ds = world["analyst"].query("dataset/tax/collection/filings", min_height=r.height)
+    assert [v["version"] for v in ds["versions"]] == [1, 2] and ds["versions"][1]["row_count"] == 202
+    assert ds["versions"][0]["content_digest"] != ds["versions"][1]["content_digest"]
+    grant = world["analyst"].query(f"application/{pinned}")
+    assert grant["versions"] == [1]  # the grant says which versions it covers; run.start enforces it

@@ -147,6 +147,18 @@ class Client:
             **kw,
         )
 
+    def publish_version(self, *, dataset: str, source: dict[str, Any]) -> Receipt:
+        """The data changed: profile the new source on the owner's node, then sign ``dataset.version``."""
+        profile = self.bind_source(dataset, source)
+        return sdk.publish_version(
+            self.ledger,
+            self.identity,
+            dataset=dataset,
+            schema=profile["schema"],
+            row_count=profile["row_count"],
+            content_digest=profile["content_digest"],
+        )
+
     def check_use(self, *, dataset: str, grant: str, engine: str, columns: Sequence[str]) -> dict[str, Any]:
         body = {
             "dataset": dataset,
