@@ -56,7 +56,8 @@ async def authenticate(request: Request, ctx: Ctx) -> Principal:
             401, "UNAUTHENTICATED", "request signature rejected; sign with an active member key"
         ) from None
     m = ctx.member(signed.key_id)
-    assert m is not None
+    if m is None:  # removed between the signature check and now
+        raise ApiError(401, "UNAUTHENTICATED", "request signature rejected; sign with an active member key")
     return Principal(signed.key_id, m["org"], tuple(m["roles"]), m.get("unit"))
 
 
