@@ -6,6 +6,8 @@ that the refused tx changed neither the state root nor the chain height.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from confide.crypto import Identity
@@ -315,6 +317,7 @@ def _task(c: Consortium, ds: str, app: str, **over: object) -> dict:
         "engine": "tee",
         "inputs": [{"dataset": ds, "grant": app, "columns": ["credit_code"]}],
         "code_digest": digest("score.sql"),
+        "code": "score.sql",
         "params": {"threshold": 600},
         "schedule": "now",
     }
@@ -570,3 +573,37 @@ def test_queries_reject_unknown_paths(c: Consortium) -> None:
     assert {o["id"] for o in c.query("orgs")} == {"bank", "tax", "power"}
     assert c.query("consortium")["chain_id"] == "test-chain"
     assert len(c.query("members/bank")) == 3
+
+
+def test_tee_task_carries_its_code_on_the_ledger(c: Consortium) -> None:
+    ds, app = c.grant()
+    task = c.send(c.analyst, "task.submit", _task(c, ds, app)).tx_id
+    assert c.query(f"task/{task}")["code"] == "score.sql"  # owners can read what will run
+    no_code = {k: v for k, v in _task(c, ds, app).items() if k != "code"}
+    assert code_of(c.refused(c.analyst, "task.submit", no_code)) is Code.MALFORMED
+    wrong = _task(c, ds, app, code="SELECT * FROM secrets")
+    refused = c.refused(c.analyst, "task.submit", wrong)
+    assert code_of(refused) is Code.MALFORMED and "SHA-256 of code" in refused.reason
+
+
+def test_genesis_tee_policy_validated_and_digest_stable() -> None:
+    from confide.ledger import Genesis
+    from factories import make_genesis
+
+    g, _, _ = make_genesis()
+    doc = g.model_dump(mode="json")
+    assert "tee" not in json.loads(g.canonical())  # defaults omitted: older genesis files keep their digest
+    root = "04" + "ab" * 64
+    runtime = {
+        "name": "r",
+        "runtime_digest": "0" * 64,
+        "mrsigner": "1" * 64,
+        "isv_prod_id": 7,
+        "min_isv_svn": 2,
+    }
+    with_tee = Genesis.model_validate(
+        {**doc, "tee": {"attestation_roots": [root], "trusted_runtimes": [runtime]}}
+    )
+    assert with_tee.digest() != g.digest()
+    with pytest.raises(ValueError, match="P-256"):
+        Genesis.model_validate({**doc, "tee": {"attestation_roots": ["04abc"]}})

@@ -197,6 +197,7 @@ class Stream:
             "engine": "tee",
             "inputs": [{"dataset": dataset, "grant": app, "columns": ["credit_code"]}],
             "code_digest": digest("model code"),
+            "code": "model code",
         }
         stx = self.tx(ANALYST, "task.submit", payload, time)
         self.tasks.append((stx.tx_id(SUITE), dataset))
@@ -505,7 +506,7 @@ def test_orderer_path_and_a_replica_of_its_blocks_reach_the_same_state() -> None
         c.analyst,
         "task.submit",
         {"engine": "tee", "inputs": [{"dataset": ds, "grant": app, "columns": ["credit_code"]}],
-         "code_digest": digest("code")},
+         "code_digest": digest("code"), "code": "code"},
     )  # fmt: skip
     unknown_dataset = {
         "dataset": "tax/collection/nowhere",
@@ -570,7 +571,7 @@ def test_an_expired_grant_stays_expired_after_a_refused_tx() -> None:
     c.refused(c.analyst, "unit.create", {"unit": "nope", "name": "Nope"})
     c.clock.advance(60_000)
     task = {"engine": "tee", "inputs": [{"dataset": ds, "grant": app, "columns": ["credit_code"]}],
-            "code_digest": digest("code")}  # fmt: skip
+            "code_digest": digest("code"), "code": "code"}  # fmt: skip
 
     # Execute
     refusal = c.refused(c.analyst, "task.submit", task)

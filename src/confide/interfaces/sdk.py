@@ -7,6 +7,7 @@ raises :class:`TxRefused` with the contract's code and reason; nothing changes.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -159,11 +160,19 @@ def submit_task(
     *,
     engine: str,
     inputs: Sequence[dict[str, Any]],
-    code_digest: str,
+    code: str | None = None,
+    code_digest: str | None = None,
     params: dict[str, Any] | None = None,
     schedule: str = "now",
 ) -> Receipt:
-    payload = {"engine": engine, "inputs": list(inputs), "code_digest": code_digest}
+    """Submit a task. ``code`` (SQL text or function source) goes on the ledger; tee tasks need it."""
+    if code_digest is None:
+        if code is None:
+            raise ValueError("give code (or, for non-tee engines, code_digest)")
+        code_digest = hashlib.sha256(code.encode("utf-8")).hexdigest()
+    payload: dict[str, Any] = {"engine": engine, "inputs": list(inputs), "code_digest": code_digest}
+    if code is not None:
+        payload["code"] = code
     return send(ledger, requester, "task.submit", {**payload, "params": params or {}, "schedule": schedule})
 
 

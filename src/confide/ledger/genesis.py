@@ -73,6 +73,35 @@ class Params(_Strict):
     max_block_txs: int = Field(default=2000, gt=0, le=100_000)
 
 
+class TrustedRuntime(_Strict):
+    """An enclave runtime build the consortium trusts (TEE engine).
+
+    A task's MRENCLAVE is recomputed by each data owner from ``runtime_digest``,
+    the locked dependencies and the task's code on the ledger.
+    """
+
+    name: str = Field(min_length=1, max_length=100)
+    runtime_digest: str = Field(pattern=r"^[0-9a-f]{64}$")
+    mrsigner: str = Field(pattern=r"^[0-9a-f]{64}$")
+    isv_prod_id: int = Field(ge=0, le=65535)
+    min_isv_svn: int = Field(ge=0, le=65535)
+
+
+class TeePolicy(_Strict):
+    """Who may vouch for enclaves: attestation roots (P-256, SEC1 hex) and trusted runtimes."""
+
+    attestation_roots: list[str] = Field(default_factory=list, max_length=16)
+    trusted_runtimes: list[TrustedRuntime] = Field(default_factory=list, max_length=64)
+
+    @field_validator("attestation_roots")
+    @classmethod
+    def _roots(cls, roots: list[str]) -> list[str]:
+        for r in roots:
+            if len(r) != 130 or not r.startswith("04") or any(c not in "0123456789abcdef" for c in r):
+                raise ValueError("attestation roots are uncompressed P-256 points: 130 lower-case hex chars")
+        return roots
+
+
 class Genesis(_Strict):
     chain_id: str = Field(pattern=_ID)
     name: str = Field(min_length=1, max_length=200)
@@ -82,6 +111,7 @@ class Genesis(_Strict):
     orgs: list[GenesisOrg] = Field(min_length=1)
     params: Params = Params()
     trusted_measurements: list[dict[str, Any]] = Field(default_factory=list)
+    tee: TeePolicy = TeePolicy()
 
     @model_validator(mode="after")
     def _consistent(self) -> Genesis:
@@ -104,7 +134,9 @@ class Genesis(_Strict):
         return get_suite(self.suite)
 
     def canonical(self) -> bytes:
-        return canonical_bytes(self.model_dump(mode="json"))
+        """Canonical bytes of the document; fields left at their defaults are omitted, so
+        adding an optional field in a later version does not change existing chains' digests."""
+        return canonical_bytes(self.model_dump(mode="json", exclude_defaults=True))
 
     def digest(self) -> str:
         return self.crypto.hash(self.canonical()).hex()

@@ -97,6 +97,7 @@ class Contract:
                 "orderer": g.orderer_key_id(),
                 "params": g.params.model_dump(),
                 "trusted_measurements": g.trusted_measurements,
+                "tee": g.tee.model_dump(mode="json"),
                 "genesis_digest": g.digest(),
             },
         )

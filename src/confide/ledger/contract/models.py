@@ -7,6 +7,7 @@ handler runs, so handlers see only well-formed input. A schema error becomes a
 
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -175,8 +176,22 @@ class TaskSubmit(_P):
     engine: Engine
     inputs: list[TaskInput] = Field(min_length=1, max_length=16)
     code_digest: Hex64
+    # The task's code (SQL text or a registered function's source): on the ledger so every
+    # data owner can read what will run and recompute the enclave measurement. Required for tee.
+    code: Annotated[str, Field(max_length=65_536)] | None = None
     params: dict[str, str | int | bool | None] = Field(default_factory=dict, max_length=64)
     schedule: Annotated[str, Field(min_length=1, max_length=200)] = "now"
+
+    @model_validator(mode="after")
+    def _code(self) -> TaskSubmit:
+        if self.engine == "tee" and self.code is None:
+            raise ValueError("code: a tee task carries its code so owners can verify the measurement")
+        if (
+            self.code is not None
+            and hashlib.sha256(self.code.encode("utf-8")).hexdigest() != self.code_digest
+        ):
+            raise ValueError("code/code_digest: code_digest must be the SHA-256 of code")
+        return self
 
 
 class TaskCancel(_P):

@@ -40,6 +40,7 @@ def task_submit(ctx: Ctx, p: TaskSubmit) -> None:
             "engine": p.engine,
             "inputs": [i.model_dump() for i in p.inputs],
             "code_digest": p.code_digest,
+            "code": p.code,
             "params": p.params,
             "schedule": p.schedule,
             "status": "active",
