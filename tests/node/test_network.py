@@ -378,3 +378,14 @@ def test_new_version_and_version_pinned_grants(net: Network, world: dict) -> Non
     assert ds["versions"][0]["content_digest"] != ds["versions"][1]["content_digest"]
     grant = world["analyst"].query(f"application/{pinned}")
     assert grant["versions"] == [1]  # the grant says which versions it covers; run.start enforces it
+
+
+def test_request_replayed_after_a_node_restart_is_refused(net: Network, world: dict) -> None:
+    admin = net.client("tax").identity
+    url = net.url("tax") + "/v1/status"
+    headers = sign_request(admin, "GET", "/v1/status", "", b"")
+    assert httpx.get(url, verify=net.verify(), headers=headers).status_code == 200
+    net.kill("tax")  # SIGKILL: an in-memory nonce cache would forget
+    net.start("tax")
+    replay = httpx.get(url, verify=net.verify(), headers=headers)
+    assert replay.status_code == 401 and replay.json()["error"]["code"] == "UNAUTHENTICATED"

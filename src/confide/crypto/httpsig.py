@@ -26,12 +26,21 @@ import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from .errors import InvalidSignature
 from .identity import Identity
 from .suite import PublicKey
 
-__all__ = ["COVERED", "NonceCache", "SignatureRejected", "SignedRequest", "sign_request", "verify_request"]
+__all__ = [
+    "COVERED",
+    "NonceCache",
+    "NonceStore",
+    "SignatureRejected",
+    "SignedRequest",
+    "sign_request",
+    "verify_request",
+]
 
 COVERED = ('"@method"', '"@path"', '"@query"', '"content-digest"')
 _ALG = {"default": "ed25519", "gm": "sm2-sm3"}
@@ -84,8 +93,17 @@ def sign_request(
     }
 
 
+class NonceStore(Protocol):
+    """Where seen nonces live. ``check_and_add`` is False for a nonce seen within the window."""
+
+    def check_and_add(self, nonce: str, now: int) -> bool: ...
+
+
 class NonceCache:
-    """Nonces seen within the window (bounded, thread-safe). A replay inside it is refused."""
+    """Nonces seen within the window, in memory (bounded, thread-safe). A replay inside it is refused.
+
+    Lost on restart: long-running services use a persistent store (the node's ``LocalDB``).
+    """
 
     def __init__(self, window_s: int, max_entries: int = 200_000) -> None:
         self.window_s = window_s
@@ -120,7 +138,7 @@ def verify_request(
     body: bytes,
     *,
     lookup_key: object,
-    nonces: NonceCache,
+    nonces: NonceStore,
     window_s: int = 300,
     now: int | None = None,
 ) -> SignedRequest:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import ssl
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ..crypto import Identity, PublicKey, load_identity
-from ..crypto.httpsig import NonceCache
+from ..crypto.httpsig import NonceStore
 from ..crypto.tls import check_bundle, check_own_certificate, client_context
 from ..ledger.contract import Contract
 from ..ledger.embedded import Replica
@@ -35,7 +35,6 @@ class NodeContext:
     follower: Follower
     local: LocalDB
     lock: threading.RLock
-    nonces: NonceCache = field(default_factory=lambda: NonceCache(window_s=300))
 
     @classmethod
     def open(cls, config: NodeConfig) -> NodeContext:
@@ -53,6 +52,11 @@ class NodeContext:
         follower = Follower(replica, remote, lock, config.poll_ms / 1000)
         local = LocalDB(config.database_url)
         return cls(config, genesis, identity, store, replica, remote, follower, local, lock)
+
+    @property
+    def nonces(self) -> NonceStore:
+        """Request nonces persist in the node's database: a replay after a restart is still refused."""
+        return self.local
 
     @property
     def contract(self) -> Contract:

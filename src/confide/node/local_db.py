@@ -25,6 +25,7 @@ from sqlalchemy import (
     insert,
     select,
 )
+from sqlalchemy.exc import IntegrityError
 
 __all__ = ["LocalDB"]
 
@@ -50,6 +51,14 @@ uses = Table(
     Column("columns", JSON, nullable=False),
     Column("allowed", Integer, nullable=False),
     Column("reason", String(500), nullable=False),
+)
+
+
+nonces = Table(
+    "node_nonces",
+    _meta,
+    Column("nonce", String(32), primary_key=True),
+    Column("seen_at", BigInteger, nullable=False),
 )
 
 
@@ -88,6 +97,18 @@ class LocalDB:
     def uses(self) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(select(uses).order_by(uses.c.id))]
+
+    def check_and_add(self, nonce: str, now: int, window_s: int = 300) -> bool:
+        """Request-nonce replay guard that survives restarts (a ``NonceStore``)."""
+        with self._lock, self.engine.begin() as conn:
+            if int(nonce[:4], 16) % 256 == 0:  # prune now and then, not on every request
+                conn.execute(nonces.delete().where(nonces.c.seen_at < now - 2 * window_s))
+            try:
+                with conn.begin_nested():
+                    conn.execute(insert(nonces).values(nonce=nonce, seen_at=now))
+            except IntegrityError:
+                return False
+        return True
 
     def close(self) -> None:
         self.engine.dispose()
