@@ -29,6 +29,8 @@ __all__ = [
     "application_submit",
     "application_withdraw",
     "check_grant_use",
+    "consume_use",
+    "require_live",
 ]
 
 
@@ -150,6 +152,24 @@ def _close(ctx: Ctx, app: dict[str, Any], status: str, reason: str) -> None:
     ctx.emit(f"application.{status}", application=app["id"])
 
 
+_DEAD = {"revoked": Code.REVOKED, "expired": Code.EXPIRED, "exhausted": Code.EXHAUSTED}
+
+
+def require_live(grant: dict[str, Any], now: int, label: str = "grant") -> None:
+    """Refuse unless the grant is approved and neither revoked, expired nor used up at ``now``."""
+    status = effective_grant_status(grant, now)
+    if status != "approved":
+        raise Reject(_DEAD.get(status, Code.INVALID_STATE), f"{label} is {status}")
+
+
+def consume_use(ctx: Ctx, grant: dict[str, Any]) -> None:
+    """Count one use; the last allowed use marks the grant exhausted."""
+    grant["uses"] += 1
+    if grant["uses"] >= grant["max_uses"]:
+        grant["status"] = "exhausted"
+    ctx.state.put(f"app/{grant['id']}", grant)
+
+
 def check_grant_use(
     ctx: Ctx, grant_id: str, *, dataset: str, engine: str, columns: list[str]
 ) -> dict[str, Any]:
@@ -159,10 +179,7 @@ def check_grant_use(
         raise Reject(Code.OUT_OF_SCOPE, f"grant {grant_id[:16]} is for another dataset")
     if app["applicant"] != ctx.tx.signer:
         raise Reject(Code.FORBIDDEN, f"grant {grant_id[:16]} belongs to another applicant")
-    status = effective_grant_status(app, ctx.now)
-    codes = {"revoked": Code.REVOKED, "expired": Code.EXPIRED, "exhausted": Code.EXHAUSTED}
-    if status != "approved":
-        raise Reject(codes.get(status, Code.INVALID_STATE), f"grant {grant_id[:16]} is {status}")
+    require_live(app, ctx.now, f"grant {grant_id[:16]}")
     if engine not in app["engines"]:
         raise Reject(Code.OUT_OF_SCOPE, f"engine {engine!r} not granted (granted: {app['engines']})")
     extra = sorted(set(columns) - set(app["columns"]))

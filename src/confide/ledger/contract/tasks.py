@@ -17,7 +17,7 @@ from typing import Any
 from ..codes import Code, Reject
 from .catalog import can_manage
 from .ctx import Ctx
-from .grants import check_grant_use
+from .grants import check_grant_use, consume_use
 from .models import ReleaseDecide, RunFinish, RunStart, TaskCancel, TaskSubmit
 
 __all__ = ["release_decide", "run_finish", "run_start", "task_cancel", "task_submit"]
@@ -92,10 +92,7 @@ def run_start(ctx: Ctx, p: RunStart) -> None:
             )
         grants.append(grant)
     for grant in grants:
-        grant["uses"] += 1
-        if grant["uses"] >= grant["max_uses"]:
-            grant["status"] = "exhausted"
-        ctx.state.put(f"app/{grant['id']}", grant)
+        consume_use(ctx, grant)
     run_id = ctx.tx.tx_id
     task["runs"].append(run_id)
     ctx.state.put(f"task/{p.task}", task)

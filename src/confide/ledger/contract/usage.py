@@ -9,7 +9,8 @@ content, and consumes one use of the grant like a run does.
 from __future__ import annotations
 
 from ..codes import Code, Reject
-from .ctx import Ctx, effective_grant_status
+from .ctx import Ctx
+from .grants import consume_use, require_live
 from .models import UsageRecord
 
 __all__ = ["usage_record"]
@@ -21,16 +22,10 @@ def usage_record(ctx: Ctx, p: UsageRecord) -> None:
     grant = ctx.load(f"app/{p.grant}", "grant")
     if grant["dataset"] != p.dataset:
         raise Reject(Code.OUT_OF_SCOPE, "the grant is for another dataset")
-    status = effective_grant_status(grant, ctx.now)
-    codes = {"revoked": Code.REVOKED, "expired": Code.EXPIRED, "exhausted": Code.EXHAUSTED}
-    if status != "approved":
-        raise Reject(codes.get(status, Code.INVALID_STATE), f"grant is {status}")
+    require_live(grant, ctx.now)
     if "api" not in grant["engines"]:
         raise Reject(Code.OUT_OF_SCOPE, "the grant does not allow direct API calls (engine 'api')")
-    grant["uses"] += 1
-    if grant["uses"] >= grant["max_uses"]:
-        grant["status"] = "exhausted"
-    ctx.state.put(f"app/{p.grant}", grant)
+    consume_use(ctx, grant)
     ctx.state.put(
         f"usage/{ctx.tx.tx_id}",
         {
