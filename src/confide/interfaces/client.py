@@ -13,14 +13,13 @@ import ssl
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
 
 import httpx
 
 from ..crypto import Identity
-from ..crypto.httpsig import sign_request
 from ..crypto.tls import client_context
-from ..ledger import Block, Head, InclusionProof, LedgerBackend, Receipt, SignedTx, TxRefused
+from ..ledger import Block, Head, InclusionProof, LedgerBackend, Receipt, SignedTx
+from ..ledger.remote import refusal_in, send_signed
 from . import sdk
 
 __all__ = ["ApiCallError", "Client"]
@@ -78,23 +77,16 @@ class Client:
 
     def call(self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None) -> Any:
         raw = b"" if body is None else json.dumps(body).encode()
-        path, _, inline = path.partition("?")  # the signature covers path and query separately
-        query = str(httpx.QueryParams({**dict(parse_qsl(inline)), **(params or {})}))
-        headers = sign_request(self.identity, method, path, query, raw)
-        if raw:
-            headers["Content-Type"] = "application/json"
         try:
-            resp = self._http.request(
-                method, path + (f"?{query}" if query else ""), content=raw, headers=headers
-            )
+            resp = send_signed(self._http, self.identity, method, path, params, raw)
         except httpx.HTTPError as exc:
             raise ApiCallError(0, "UNREACHABLE", f"node at {self.url} unreachable: {exc}", {}) from None
         data = resp.json() if resp.content else None
         if resp.status_code >= 400:
+            refused = refusal_in(data)
+            if refused is not None:
+                raise refused
             err = (data or {}).get("error", {})
-            if err.get("code") == "TX_REFUSED":
-                d = err["details"]
-                raise TxRefused(d["tx_id"], d["tx_code"], d["name"], d["reason"])
             raise ApiCallError(
                 resp.status_code,
                 err.get("code", "HTTP"),

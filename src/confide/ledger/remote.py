@@ -11,6 +11,7 @@ import json
 import ssl
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import parse_qsl
 
 import httpx
 
@@ -22,11 +23,41 @@ from .errors import LedgerError, TxRefused
 from .genesis import Genesis
 from .tx import SignedTx
 
-__all__ = ["LedgerUnavailable", "RemoteLedger"]
+__all__ = ["LedgerUnavailable", "RemoteLedger", "refusal_in", "send_signed"]
 
 
 class LedgerUnavailable(LedgerError):
     """The ordering service could not be reached or answered with an error."""
+
+
+def send_signed(
+    http: httpx.Client,
+    identity: Identity,
+    method: str,
+    path: str,
+    params: dict[str, Any] | None = None,
+    body: bytes = b"",
+) -> httpx.Response:
+    """One request signed with ``identity`` (RFC 9421 profile). Raises ``httpx.HTTPError``.
+
+    A query string inside ``path`` is split off, because the signature covers
+    path and query separately.
+    """
+    path, _, inline = path.partition("?")
+    query = str(httpx.QueryParams({**dict(parse_qsl(inline)), **(params or {})}))
+    headers = sign_request(identity, method, path, query, body)
+    if body:
+        headers["Content-Type"] = "application/json"
+    return http.request(method, path + (f"?{query}" if query else ""), content=body, headers=headers)
+
+
+def refusal_in(data: Any) -> TxRefused | None:
+    """The contract's refusal carried in an API error body (code ``TX_REFUSED``), if any."""
+    err = data.get("error", {}) if isinstance(data, dict) else {}
+    if err.get("code") != "TX_REFUSED":
+        return None
+    d = err["details"]
+    return TxRefused(d["tx_id"], d["tx_code"], d["name"], d["reason"])
 
 
 class RemoteLedger(LedgerBackend):
@@ -45,22 +76,16 @@ class RemoteLedger(LedgerBackend):
         self._http = httpx.Client(base_url=self.url, timeout=timeout_s, verify=verify)
 
     def _call(self, method: str, path: str, params: dict[str, Any] | None = None, body: bytes = b"") -> Any:
-        query = str(httpx.QueryParams(params or {}))
-        headers = sign_request(self.identity, method, path, query, body)
-        if body:
-            headers["Content-Type"] = "application/json"
         try:
-            resp = self._http.request(
-                method, path + (f"?{query}" if query else ""), content=body, headers=headers
-            )
+            resp = send_signed(self._http, self.identity, method, path, params, body)
         except httpx.HTTPError as exc:
             raise LedgerUnavailable(
                 f"ordering service at {self.url} unreachable ({exc}); is 'confide orderer start' running?"
             ) from None
         data = resp.json() if resp.content else {}
-        if resp.status_code == 409 and data.get("error", {}).get("code") == "TX_REFUSED":
-            d = data["error"]["details"]
-            raise TxRefused(d["tx_id"], d["tx_code"], d["name"], d["reason"])
+        refused = refusal_in(data) if resp.status_code == 409 else None
+        if refused is not None:
+            raise refused
         if resp.status_code >= 400:
             err = data.get("error", {})
             raise LedgerUnavailable(

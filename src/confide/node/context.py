@@ -86,8 +86,8 @@ class NodeContext:
         return m if m is not None and m["active"] else None
 
     def public_key(self, key_id: str) -> PublicKey | None:
-        m = self.member(key_id)
-        return None if m is None else self.genesis.crypto.load_public(bytes.fromhex(m["public_key"]))
+        with self.lock:
+            return self.contract.member_key(self.state, key_id)
 
     def close(self) -> None:
         self.follower.stop()

@@ -138,6 +138,18 @@ class Contract:
         return key_id
 
     # -- execution -------------------------------------------------------------
+    def _key_of(self, member: dict[str, Any]) -> PublicKey:
+        # Key ids are digests of the key, so a parsed key can be cached by id forever.
+        key = self._keys.get(member["key_id"])
+        if key is None:
+            key = self._keys[member["key_id"]] = self.suite.load_public(bytes.fromhex(member["public_key"]))
+        return key
+
+    def member_key(self, state: StateView, key_id: str) -> PublicKey | None:
+        """The public key of an active member, or None (request authentication uses this too)."""
+        member = state.get(f"member/{key_id}")
+        return None if member is None or not member["active"] else self._key_of(member)
+
     def _envelope(
         self, state: StateView, stx: SignedTx, tx: Tx, block: BlockInfo, seen: Callable[[str], bool]
     ) -> dict[str, Any]:
@@ -146,9 +158,7 @@ class Contract:
         member = state.get(f"member/{tx.signer}")
         if member is None or not member["active"]:
             raise Reject(Code.UNKNOWN_SIGNER, "signer is not an active member key")
-        key = self._keys.get(tx.signer)
-        if key is None:
-            key = self._keys[tx.signer] = self.suite.load_public(bytes.fromhex(member["public_key"]))
+        key = self._key_of(member)
         try:
             key.verify(stx.signature, TX_DOMAIN + stx.body)
         except InvalidSignature:

@@ -16,6 +16,7 @@ Txs carry their own signatures. A batcher thread seals the open batch every
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -27,13 +28,11 @@ from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 
 from ...crypto.httpsig import NonceCache, SignatureRejected, verify_request
-from ..contract.state import StateView
 from ..errors import TxRefused
 from ..tx import SignedTx
 from .backend import EmbeddedBackend
-from .store import DBState
 
-__all__ = ["Batcher", "api_error", "create_orderer_app", "member_key_lookup"]
+__all__ = ["Batcher", "api_error", "create_orderer_app"]
 
 log = logging.getLogger("confide.orderer")
 
@@ -90,18 +89,6 @@ class Batcher:
             self.orderer.cut()
 
 
-def member_key_lookup(state: StateView, suite: Any) -> Any:
-    """``key_id -> PublicKey | None`` for active members of ``state``."""
-
-    def lookup(key_id: str) -> Any:
-        m = state.get(f"member/{key_id}")
-        if m is None or not m["active"]:
-            return None
-        return suite.load_public(bytes.fromhex(m["public_key"]))
-
-    return lookup
-
-
 def create_orderer_app(backend: EmbeddedBackend, *, batch_ms: int = 20) -> FastAPI:
     batcher = Batcher(backend, batch_ms)
 
@@ -112,7 +99,8 @@ def create_orderer_app(backend: EmbeddedBackend, *, batch_ms: int = 20) -> FastA
 
     app = FastAPI(title="Confide ordering service", version="1", lifespan=lifespan)
     nonces = NonceCache(window_s=300)
-    lookup = member_key_lookup(DBState(backend.db), backend.genesis.crypto)
+    replica = backend.orderer.replica
+    lookup = functools.partial(replica.contract.member_key, replica.state)
     app.state.batcher = batcher
 
     @app.middleware("http")
