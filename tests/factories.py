@@ -160,3 +160,15 @@ class Consortium:
         app = self.apply(ds, **over)
         self.send(self.owners["tax"], "application.approve", {"application": app, "level": "unit"})
         return ds, app
+
+
+# A structurally valid tee attestation for contract-level tests (the contract checks its shape and
+# binds the run to it; quotes and signatures are verified by the nodes, tested in tests/node).
+ATTESTATION = {
+    "tee_type": "simulated",
+    "quote": (digest("a quote") * 14)[:896],
+    "channel_pub": digest("channel key"),
+    "result_pub": digest("result key"),
+    "block_hash": digest("a block"),
+    "host_org": "bank",
+}

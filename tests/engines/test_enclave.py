@@ -147,7 +147,12 @@ def test_result_statement_is_signed_by_the_attested_result_key(session: dict[str
         "quote_digest": session["verified"].quote_digest.hex(),
         "task_id": TASK,
         "tee_type": "simulated",
+        "min_group_size": 0,
+        "preview": result.statement["preview"],
     }
+    preview = result.statement["preview"]
+    assert preview["rows"] == ROWS - 1 and [c["name"] for c in preview["columns"]] == ["k", "s", "note"]
+    assert "min_group" not in preview
     assert result.summary == {"columns": ["k", "s", "note"], "rows": ROWS - 1}
     forged = dataclasses.replace(result, statement=result.statement | {"task_id": "other-task"})
     with pytest.raises(InvalidSignature):
@@ -345,3 +350,41 @@ def test_host_refuses_a_build_not_signed_for_this_runtime(platform: Platform) ->
         EnclaveHost(platform.attestation_key, platform.sealing_root, other)
     with pytest.raises(ValueError, match="signature"):
         EnclaveHost(platform.attestation_key, platform.sealing_root, stolen)
+
+
+GROUPED = (
+    "SELECT a.k % 5 AS bucket, count(*) AS group_size, sum(b.y) AS total FROM a JOIN b USING (k) GROUP BY 1"
+)
+
+
+def _grouped_run(platform: Platform, sql: str, min_group_size: int) -> Any:
+    with platform.host() as host:
+        quote = host.start(TASK, sql, BLOCK)
+        assert host.info is not None
+        verified = owner_verifies(platform, quote, host.info, sql)
+        for alias, table in owner_tables().items():
+            frames = owner_frames(verified, host.info, alias, table)
+            host.feed(f"ds-{alias}", frames, alias=alias, sender_key_id=f"{alias}-owner-key")
+        return host.run(min_group_size=min_group_size)
+
+
+def test_output_groups_at_or_above_the_minimum_are_previewed(platform: Platform) -> None:
+    result = _grouped_run(platform, GROUPED, 50)
+
+    preview = result.statement["preview"]
+    assert result.statement["min_group_size"] == 50
+    assert preview["min_group"] == {"required": 50, "smallest": 79}  # 399 joined rows in 5 buckets
+    sizes = next(c for c in preview["columns"] if c["name"] == "group_size")
+    assert (sizes["min"], sizes["max"], sizes["nulls"]) == (79, 80, 0)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [GROUPED, "SELECT a.k, b.y FROM a JOIN b USING (k)"],  # a group of 79 < 80; no group_size at all
+    ids=["group-too-small", "no-group-size"],
+)
+def test_output_row_below_the_minimum_group_size_is_refused(platform: Platform, sql: str) -> None:
+    with pytest.raises(EnclaveError) as refused:
+        _grouped_run(platform, sql, 80)
+
+    assert refused.value.code == "below_min_group"

@@ -6,13 +6,14 @@ that the refused tx changed neither the state root nor the chain height.
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
 
 from confide.crypto import Identity
 from confide.ledger import Code, SignedTx
-from factories import DAY, SCHEMA, Consortium, digest
+from factories import ATTESTATION, DAY, SCHEMA, Consortium, digest
 
 
 @pytest.fixture
@@ -367,20 +368,26 @@ def test_use_after_revoke_and_after_expiry(c: Consortium) -> None:
     ds, app = c.grant(expires_at=c.clock.now + DAY)
     task = c.send(c.analyst, "task.submit", _task(c, ds, app)).tx_id
     c.clock.advance(DAY)
-    expired = c.refused(c.analyst, "run.start", {"task": task, "input_digests": [digest("filings v1")]})
+    expired = c.refused(
+        c.analyst,
+        "run.start",
+        {"attestation": ATTESTATION, "task": task, "input_digests": [digest("filings v1")]},
+    )
     assert code_of(expired) is Code.EXPIRED
     assert code_of(c.refused(c.analyst, "task.submit", _task(c, ds, app))) is Code.EXPIRED
     ds2, app2 = c.grant(c.register_tax_dataset("b"))
     task2 = c.send(c.analyst, "task.submit", _task(c, ds2, app2)).tx_id
     c.send(c.owners["tax"], "application.revoke", {"application": app2, "reason": "breach"})
-    revoked = c.refused(c.analyst, "run.start", {"task": task2, "input_digests": [digest("b v1")]})
+    revoked = c.refused(
+        c.analyst, "run.start", {"attestation": ATTESTATION, "task": task2, "input_digests": [digest("b v1")]}
+    )
     assert code_of(revoked) is Code.REVOKED
 
 
 def test_runs_consume_uses_until_exhausted(c: Consortium) -> None:
     ds, app = c.grant(max_uses=2)
     task = c.send(c.analyst, "task.submit", _task(c, ds, app)).tx_id
-    start = {"task": task, "input_digests": [digest("filings v1")]}
+    start = {"attestation": ATTESTATION, "task": task, "input_digests": [digest("filings v1")]}
     c.send(c.analyst, "run.start", start)
     assert c.query(f"application/{app}")["uses_left"] == 1
     c.send(c.analyst, "run.start", start)
@@ -400,16 +407,26 @@ def test_run_input_digest_must_match_granted_version(c: Consortium) -> None:
     t_latest = c.send(c.analyst, "task.submit", _task(c, ds, latest)).tx_id
     v1, v2 = digest("filings v1"), digest("filings v2")
     assert (
-        code_of(c.refused(c.analyst, "run.start", {"task": t_pinned, "input_digests": [v2]}))
+        code_of(
+            c.refused(
+                c.analyst, "run.start", {"attestation": ATTESTATION, "task": t_pinned, "input_digests": [v2]}
+            )
+        )
         is Code.OUT_OF_SCOPE
     )
     assert (
-        code_of(c.refused(c.analyst, "run.start", {"task": t_latest, "input_digests": [v1]}))
+        code_of(
+            c.refused(
+                c.analyst, "run.start", {"attestation": ATTESTATION, "task": t_latest, "input_digests": [v1]}
+            )
+        )
         is Code.OUT_OF_SCOPE
     )
-    c.send(c.analyst, "run.start", {"task": t_pinned, "input_digests": [v1]})
-    c.send(c.analyst, "run.start", {"task": t_latest, "input_digests": [v2]})
-    bad_len = c.refused(c.analyst, "run.start", {"task": t_latest, "input_digests": [v2, v2]})
+    c.send(c.analyst, "run.start", {"attestation": ATTESTATION, "task": t_pinned, "input_digests": [v1]})
+    c.send(c.analyst, "run.start", {"attestation": ATTESTATION, "task": t_latest, "input_digests": [v2]})
+    bad_len = c.refused(
+        c.analyst, "run.start", {"attestation": ATTESTATION, "task": t_latest, "input_digests": [v2, v2]}
+    )
     assert code_of(bad_len) is Code.MALFORMED
 
 
@@ -418,7 +435,11 @@ def test_cancelled_task_cannot_run(c: Consortium) -> None:
     task = c.send(c.analyst, "task.submit", _task(c, ds, app)).tx_id
     assert code_of(c.refused(c.owners["tax"], "task.cancel", {"task": task})) is Code.FORBIDDEN
     c.send(c.analyst, "task.cancel", {"task": task, "reason": "changed my mind"})
-    refused = c.refused(c.analyst, "run.start", {"task": task, "input_digests": [digest("filings v1")]})
+    refused = c.refused(
+        c.analyst,
+        "run.start",
+        {"attestation": ATTESTATION, "task": task, "input_digests": [digest("filings v1")]},
+    )
     assert code_of(refused) is Code.INVALID_STATE
     assert code_of(c.refused(c.analyst, "task.cancel", {"task": task})) is Code.INVALID_STATE
 
@@ -446,26 +467,64 @@ def _two_owner_run(c: Consortium) -> tuple[str, str, str]:
     ]
     task = c.send(c.analyst, "task.submit", _task(c, tax_ds, tax_app, inputs=inputs)).tx_id
     run = c.send(
-        c.analyst, "run.start", {"task": task, "input_digests": [digest("filings v1"), digest("usage v1")]}
+        c.analyst,
+        "run.start",
+        {
+            "attestation": ATTESTATION,
+            "task": task,
+            "input_digests": [digest("filings v1"), digest("usage v1")],
+        },
     ).tx_id
     return tax_ds, "power/service/usage", run
 
 
+def _succeeded(c: Consortium, run: str, **over: object) -> dict:
+    """run.finish for an attested tee run: the statement binds task, quote, output and inputs."""
+    rec = c.query(f"run/{run}")
+    task = c.query(f"task/{rec['task']}")
+    statement = {
+        "task_id": task["id"],
+        "quote_digest": rec["attestation_digest"],
+        "output_digest": digest("out"),
+        "tee_type": "simulated",
+        "input_digests": {i["dataset"]: digest(f"sent {i['dataset']}") for i in task["inputs"]},
+        "min_group_size": 0,
+        "preview": {"rows": 3, "columns": []},
+    }
+    statement.update(over)
+    payload = {"run": run, "status": "succeeded", "output_digest": digest("out")}
+    return payload | {"statement": statement, "signature": "ab" * 64}
+
+
+def _approve(dataset: str, run: str) -> dict:
+    return {"run": run, "dataset": dataset, "decision": "approve", "input_digest": digest(f"sent {dataset}")}
+
+
 def test_release_needs_every_owner(c: Consortium) -> None:
     tax_ds, power_ds, run = _two_owner_run(c)
-    early = c.refused(
-        c.owners["tax"], "release.decide", {"run": run, "dataset": tax_ds, "decision": "approve"}
-    )
+    early = c.refused(c.owners["tax"], "release.decide", _approve(tax_ds, run))
     assert code_of(early) is Code.NOT_FOUND  # no result yet
     bad = c.refused(c.analyst, "run.finish", {"run": run, "status": "succeeded"})
     assert code_of(bad) is Code.MALFORMED
-    c.send(c.analyst, "run.finish", {"run": run, "status": "succeeded", "output_digest": digest("out")})
+    unattested = c.refused(
+        c.analyst, "run.finish", {"run": run, "status": "succeeded", "output_digest": digest("out")}
+    )
+    assert code_of(unattested) is Code.MALFORMED  # a tee result comes with the enclave's statement
+    for bad_statement in (
+        {"quote_digest": digest("another enclave")},
+        {"task_id": digest("another task")},
+        {"input_digests": {tax_ds: digest("sent")}},
+        {"min_group_size": "0"},
+    ):
+        assert code_of(c.refused(c.analyst, "run.finish", _succeeded(c, run, **bad_statement))) in (
+            Code.MALFORMED,
+            Code.OUT_OF_SCOPE,
+        )
+    c.send(c.analyst, "run.finish", _succeeded(c, run))
     assert c.query(f"run/{run}")["status"] == "succeeded"
     again = c.refused(c.analyst, "run.finish", {"run": run, "status": "failed"})
     assert code_of(again) is Code.INVALID_STATE
-    not_owner = c.refused(
-        c.owners["power"], "release.decide", {"run": run, "dataset": tax_ds, "decision": "approve"}
-    )
+    not_owner = c.refused(c.owners["power"], "release.decide", _approve(tax_ds, run))
     assert code_of(not_owner) is Code.FORBIDDEN
     not_input = c.refused(
         c.owners["tax"],
@@ -473,24 +532,25 @@ def test_release_needs_every_owner(c: Consortium) -> None:
         {"run": run, "dataset": "tax/collection/zzz", "decision": "approve"},
     )
     assert code_of(not_input) is Code.NOT_FOUND
-    c.send(c.owners["tax"], "release.decide", {"run": run, "dataset": tax_ds, "decision": "approve"})
+    blind = c.refused(c.owners["tax"], "release.decide", _approve(tax_ds, run) | {"input_digest": None})
+    assert code_of(blind) is Code.OUT_OF_SCOPE  # an owner approves only the input its node sent
+    other = _approve(tax_ds, run) | {"input_digest": digest("something else")}
+    assert code_of(c.refused(c.owners["tax"], "release.decide", other)) is Code.OUT_OF_SCOPE
+    c.send(c.owners["tax"], "release.decide", _approve(tax_ds, run))
     assert c.query(f"release/{run}")["status"] == "pending"  # power has not agreed yet
-    twice = c.refused(
-        c.owners["tax"], "release.decide", {"run": run, "dataset": tax_ds, "decision": "approve"}
-    )
+    twice = c.refused(c.owners["tax"], "release.decide", _approve(tax_ds, run))
     assert code_of(twice) is Code.DUPLICATE_DECISION
-    c.send(c.owners["power"], "release.decide", {"run": run, "dataset": power_ds, "decision": "approve"})
+    c.send(c.owners["power"], "release.decide", _approve(power_ds, run))
     assert c.query(f"release/{run}")["status"] == "released"
+    assert c.query(f"release/{run}")["decisions"][tax_ds]["input_digest"] == digest(f"sent {tax_ds}")
 
 
 def test_release_rejected_by_one_owner(c: Consortium) -> None:
     tax_ds, power_ds, run = _two_owner_run(c)
-    c.send(c.analyst, "run.finish", {"run": run, "status": "succeeded", "output_digest": digest("out")})
+    c.send(c.analyst, "run.finish", _succeeded(c, run))
     c.send(c.owners["power"], "release.decide", {"run": run, "dataset": power_ds, "decision": "reject"})
     assert c.query(f"release/{run}")["status"] == "rejected"
-    late = c.refused(
-        c.owners["tax"], "release.decide", {"run": run, "dataset": tax_ds, "decision": "approve"}
-    )
+    late = c.refused(c.owners["tax"], "release.decide", _approve(tax_ds, run))
     assert code_of(late) is Code.INVALID_STATE
 
 
@@ -607,3 +667,33 @@ def test_genesis_tee_policy_validated_and_digest_stable() -> None:
     assert with_tee.digest() != g.digest()
     with pytest.raises(ValueError, match="P-256"):
         Genesis.model_validate({**doc, "tee": {"attestation_roots": ["04abc"]}})
+
+
+def test_tee_run_names_its_attested_enclave(c: Consortium) -> None:
+    ds, app = c.grant()
+    task = c.send(c.analyst, "task.submit", _task(c, ds, app)).tx_id
+    bare = c.refused(c.analyst, "run.start", {"task": task, "input_digests": [digest("filings v1")]})
+    assert code_of(bare) is Code.MALFORMED
+    wrong_digest = {"attestation_digest": digest("not the quote"), "attestation": ATTESTATION}
+    start = {"task": task, "input_digests": [digest("filings v1")]}
+    assert code_of(c.refused(c.analyst, "run.start", start | wrong_digest)) is Code.MALFORMED
+    run = c.send(c.analyst, "run.start", start | {"attestation": ATTESTATION}).tx_id
+    rec = c.query(f"run/{run}")
+    assert rec["attestation"] == ATTESTATION
+    assert rec["attestation_digest"] == hashlib.sha256(bytes.fromhex(ATTESTATION["quote"])).hexdigest()
+
+
+def test_min_group_policy_binds_the_statement_and_the_release(c: Consortium) -> None:
+    ds = c.register_tax_dataset("grouped", min_group_size=10)
+    assert c.query(f"dataset/{ds}")["min_group_size"] == 10
+    _, app = c.grant(ds)
+    task = c.send(c.analyst, "task.submit", _task(c, ds, app)).tx_id
+    start = {"task": task, "input_digests": [digest("grouped v1")], "attestation": ATTESTATION}
+    run = c.send(c.analyst, "run.start", start).tx_id
+
+    unchecked = c.refused(c.analyst, "run.finish", _succeeded(c, run, min_group_size=5))
+    assert code_of(unchecked) is Code.OUT_OF_SCOPE
+    assert "at least 10" in str(unchecked)
+    c.send(c.analyst, "run.finish", _succeeded(c, run, min_group_size=10))
+    c.send(c.owners["tax"], "release.decide", _approve(ds, run))
+    assert c.query(f"release/{run}")["status"] == "released"

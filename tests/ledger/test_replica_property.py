@@ -27,7 +27,7 @@ from confide.ledger import Block, BlockHeader, ChainCorrupted, Code, Receipt, Si
 from confide.ledger.block import BLOCK_DOMAIN, ZERO_HASH, tx_root
 from confide.ledger.embedded import ChainDB, Replica, verify_chain
 from confide.ledger.tx import TX_DOMAIN
-from factories import DAY, SCHEMA, T0, Consortium, digest, make_genesis
+from factories import ATTESTATION, DAY, SCHEMA, T0, Consortium, digest, make_genesis
 
 GENESIS, ORDERER, ADMINS = make_genesis()
 SUITE = GENESIS.crypto
@@ -204,7 +204,12 @@ class Stream:
         return stx
 
     def _run(self, task: str, dataset: str, time: int) -> SignedTx:
-        return self.tx(ANALYST, "run.start", {"task": task, "input_digests": [digest(f"{dataset} v1")]}, time)
+        return self.tx(
+            ANALYST,
+            "run.start",
+            {"attestation": ATTESTATION, "task": task, "input_digests": [digest(f"{dataset} v1")]},
+            time,
+        )
 
     def bootstrap(self, time: int) -> list[SignedTx]:
         """Units, owners, the analyst and two datasets; every tx valid."""
@@ -523,7 +528,11 @@ def test_orderer_path_and_a_replica_of_its_blocks_reach_the_same_state() -> None
         c.refused(c.admins["bank"], "unit.create", {"unit": "late", "name": "x"}, created_at=T0 - DAY),
     ]
     batch = [
-        c.tx(c.analyst, "run.start", {"task": task.tx_id, "input_digests": [digest("filings v1")]}),
+        c.tx(
+            c.analyst,
+            "run.start",
+            {"attestation": ATTESTATION, "task": task.tx_id, "input_digests": [digest("filings v1")]},
+        ),
         c.tx(c.admins["power"], "unit.create", {"unit": "grid", "name": "Grid"}),
         c.tx(c.admins["power"], "unit.create", {"unit": "grid", "name": "Grid again"}),
         c.tx(OUTSIDER, "unit.create", {"unit": "x", "name": "x"}),

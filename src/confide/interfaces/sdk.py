@@ -76,12 +76,16 @@ def register_dataset(
     tags: Sequence[str] = (),
     visibility: dict[str, Any] | None = None,
     approval_levels: Sequence[str] = ("unit",),
+    min_group_size: int | None = None,
 ) -> Receipt:
+    """Register a dataset; ``min_group_size``: every computed output row must aggregate that many rows."""
+    extra = {} if min_group_size is None else {"min_group_size": min_group_size}
     return send(
         ledger,
         owner,
         "dataset.register",
-        {
+        extra
+        | {
             "unit": unit,
             "name": name,
             "title": title,
@@ -176,8 +180,19 @@ def submit_task(
     return send(ledger, requester, "task.submit", {**payload, "params": params or {}, "schedule": schedule})
 
 
-def start_run(ledger: LedgerBackend, requester: Identity, task: str, input_digests: Sequence[str]) -> Receipt:
-    return send(ledger, requester, "run.start", {"task": task, "input_digests": list(input_digests)})
+def start_run(
+    ledger: LedgerBackend,
+    requester: Identity,
+    task: str,
+    input_digests: Sequence[str],
+    *,
+    attestation: dict[str, Any] | None = None,
+) -> Receipt:
+    """Start a run; a tee run names its attested enclave (from the host's ``/v1/tee/sessions``)."""
+    payload: dict[str, Any] = {"task": task, "input_digests": list(input_digests)}
+    if attestation is not None:
+        payload["attestation"] = attestation
+    return send(ledger, requester, "run.start", payload)
 
 
 def finish_run(
@@ -188,12 +203,28 @@ def finish_run(
     output_digest: str | None,
     status: str = "succeeded",
     reason: str = "",
+    statement: dict[str, Any] | None = None,
+    signature: str | None = None,
 ) -> Receipt:
-    payload = {"run": run, "status": status, "output_digest": output_digest, "reason": reason}
+    """Report a run's end; a succeeded tee run carries the enclave's signed result statement."""
+    payload: dict[str, Any] = {"run": run, "status": status, "output_digest": output_digest, "reason": reason}
+    if statement is not None:
+        payload |= {"statement": statement, "signature": signature}
     return send(ledger, requester, "run.finish", payload)
 
 
 def decide_release(
-    ledger: LedgerBackend, owner: Identity, run: str, dataset: str, decision: str = "approve"
+    ledger: LedgerBackend,
+    owner: Identity,
+    run: str,
+    dataset: str,
+    decision: str = "approve",
+    *,
+    input_digest: str | None = None,
+    reason: str = "",
 ) -> Receipt:
-    return send(ledger, owner, "release.decide", {"run": run, "dataset": dataset, "decision": decision})
+    """Approve or reject a result's release; approving a tee result names the input your node sent."""
+    payload: dict[str, Any] = {"run": run, "dataset": dataset, "decision": decision, "reason": reason}
+    if input_digest is not None:
+        payload["input_digest"] = input_digest
+    return send(ledger, owner, "release.decide", payload)

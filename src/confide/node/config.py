@@ -37,6 +37,8 @@ class NodeConfig(BaseSettings):
     poll_ms: int = Field(default=100, ge=5, le=60_000)
     tls_cert: Path | None = Field(default=None, description="this node's certificate (made from node_key)")
     ca_bundle: Path | None = Field(default=None, description="consortium certificates, checked vs genesis")
+    tee_dir: Path | None = Field(default=None, description="enclave-host platform files; None: not a host")
+    runtime_build: Path | None = Field(default=None, description="the signed enclave runtime build")
 
     @property
     def url(self) -> str:
@@ -53,7 +55,7 @@ def load_node_config(folder: str | Path) -> NodeConfig:
         raise ConfigError(f"{path} not found; create node folders with 'confide consortium init'") from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path} is not JSON: {exc}") from None
-    for key in ("data_dir", "node_key", "genesis", "tls_cert", "ca_bundle"):
+    for key in ("data_dir", "node_key", "genesis", "tls_cert", "ca_bundle", "tee_dir", "runtime_build"):
         if key in raw and not Path(raw[key]).is_absolute():
             raw[key] = str(d / raw[key])
     url = raw.get("database_url", "")

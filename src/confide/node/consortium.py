@@ -5,6 +5,8 @@ Layout::
     C/genesis.json
     C/orderer/orderer.json, keys/orderer.pem, chain.sqlite (created on start)
     C/<org>/node.json, keys/node.pem, keys/admin.pem, data/, node.sqlite (created on start)
+    C/tee/...,  C/<org>/tee/...  simulated TEE authority and each node's enclave-host platform
+                                 (``confide.engines.tee.platform``; with ``tee=True``)
 
 Private keys are 0600 PKCS#8 PEM. In production each org generates its own
 keys and sends only public keys to the consortium operator; this command does
@@ -22,6 +24,7 @@ from pathlib import Path
 
 from ..crypto import Identity, get_suite
 from ..crypto.tls import make_certificate
+from ..engines.tee.platform import make_authority, provision_host
 from ..ledger.errors import LedgerError
 from ..ledger.genesis import Genesis
 
@@ -65,6 +68,7 @@ def init_consortium(
     base_port: int = 8100,
     database_url: str | None = None,
     tls: bool = True,
+    tee: bool = True,
 ) -> Path:
     """Create the consortium folders. ``database_url`` may hold ``{org}`` (default: SQLite per node).
 
@@ -80,6 +84,9 @@ def init_consortium(
     orderer = Identity.generate(s)
     admins = {o.id: Identity.generate(s) for o in orgs}
     nodes = {o.id: Identity.generate(s) for o in orgs}
+    tee_policy: dict[str, object] = {}
+    if tee:  # every org node may host enclaves; the genesis names the root and the trusted runtime
+        tee_policy = {"tee": make_authority(d / "tee")}
     genesis = Genesis.model_validate(
         {
             "chain_id": chain_id,
@@ -97,6 +104,7 @@ def init_consortium(
                 }
                 for o in orgs
             ],
+            **tee_policy,
         }
     )
     genesis.save(d / "genesis.json")
@@ -124,6 +132,10 @@ def init_consortium(
         admins[o.id].save(od / "keys" / "admin.pem")
         nodes[o.id].save(od / "keys" / "node.pem")
         (od / "data").mkdir(parents=True, exist_ok=True)
+        tee_files: dict[str, str] = {}
+        if tee:
+            provision_host(d / "tee", od / "tee")
+            tee_files = {"tee_dir": "tee", "runtime_build": "../tee/runtime-build.json"}
         db = database_url.format(org=o.id) if database_url else "sqlite:///node.sqlite"
         _write_json(
             od / "node.json",
@@ -137,6 +149,7 @@ def init_consortium(
                 "node_key": "keys/node.pem",
                 "genesis": "../genesis.json",
                 **tls_files.get(o.id, {}),
+                **tee_files,
                 "peers": {k: v for k, v in peers.items() if k != o.id},
             },
         )

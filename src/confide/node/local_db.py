@@ -61,6 +61,20 @@ nonces = Table(
     Column("seen_at", BigInteger, nullable=False),
 )
 
+# Every input this node sent to an enclave: one row per (run, dataset), claimed before the first
+# frame leaves, so a replayed request never sends the data twice.
+transfers = Table(
+    "node_tee_transfers",
+    _meta,
+    Column("run", String(64), primary_key=True),
+    Column("dataset", String(200), primary_key=True),
+    Column("quote_digest", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("input_digest", String(64), nullable=True),
+    Column("frames", Integer, nullable=False),
+    Column("at", BigInteger, nullable=False),
+)
+
 
 class LocalDB:
     def __init__(self, url: str) -> None:
@@ -97,6 +111,32 @@ class LocalDB:
     def uses(self) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(select(uses).order_by(uses.c.id))]
+
+    def claim_transfer(self, run: str, dataset: str, quote_digest: str) -> bool:
+        """Record that this input is being sent; ``False`` if it was claimed before (never send twice)."""
+        row = {"run": run, "dataset": dataset, "quote_digest": quote_digest, "status": "sending"}
+        with self._lock, self.engine.begin() as conn:
+            try:
+                with conn.begin_nested():
+                    conn.execute(insert(transfers).values(**row, frames=0, at=int(time.time() * 1000)))
+            except IntegrityError:
+                return False
+        return True
+
+    def finish_transfer(
+        self, run: str, dataset: str, status: str, input_digest: str | None, frames: int
+    ) -> None:
+        with self._lock, self.engine.begin() as conn:
+            conn.execute(
+                transfers.update()
+                .where(transfers.c.run == run, transfers.c.dataset == dataset)
+                .values(status=status, input_digest=input_digest, frames=frames, at=int(time.time() * 1000))
+            )
+
+    def transfers(self, run: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(transfers).where(transfers.c.run == run).order_by(transfers.c.dataset))
+            return [dict(r._mapping) for r in rows]
 
     def check_and_add(self, nonce: str, now: int, window_s: int = 300) -> bool:
         """Request-nonce replay guard that survives restarts (a ``NonceStore``)."""

@@ -91,15 +91,16 @@ def schema_digest(schema: pa.Schema) -> str:
     return hashlib.sha256(canonical_bytes(fields)).hexdigest()
 
 
-def _ipc(schema: pa.Schema, batch: pa.RecordBatch | None) -> bytes:
+def _ipc(schema: pa.Schema, batch: pa.RecordBatch | None) -> memoryview:
+    """One Arrow IPC stream, as a byte view of Arrow's buffer (no copy)."""
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, schema) as writer:
         if batch is not None:
             writer.write_batch(batch)
-    return bytes(sink.getvalue())
+    return memoryview(sink.getvalue()).cast("B")
 
 
-def _chunks(batch: pa.RecordBatch, limit: int) -> Iterator[tuple[bytes, int]]:
+def _chunks(batch: pa.RecordBatch, limit: int) -> Iterator[tuple[memoryview, int]]:
     """Arrow IPC streams of at most ``limit`` bytes covering ``batch``, with their row counts."""
     # Slice to 3/4 of the limit by in-memory size, so halving an oversize piece is the exception.
     step = max(1, batch.num_rows * (limit * 3 // 4) // max(batch.nbytes, 1))
@@ -168,7 +169,7 @@ class ChannelSender:
             frames = 1
         yield self._frame(canonical_bytes({"data_frames": frames, "rows": rows}), flags=FLAG_FINAL)
 
-    def _frame(self, plaintext: bytes, *, lead: bytes = b"", flags: int = 0) -> bytes:
+    def _frame(self, plaintext: bytes | memoryview, *, lead: bytes = b"", flags: int = 0) -> bytes:
         if len(lead) + len(plaintext) > self._limit:
             raise ValueError("manifest or payload larger than the frame limit")
         body_len = len(lead) + len(plaintext) + TAG_LEN
@@ -196,7 +197,7 @@ class ChannelReceiver:
         self._schema: pa.Schema | None = None
         self._batches: list[pa.RecordBatch] = []
 
-    def feed(self, frame: bytes) -> list[pa.RecordBatch]:
+    def feed(self, frame: bytes | memoryview) -> list[pa.RecordBatch]:
         """Accept the next frame; return the record batches it carried (none for manifest or trailer)."""
         if self._error:
             raise ChannelError(self._error)

@@ -14,7 +14,7 @@ Host -> enclave, in this order (``release`` may also follow ``hello`` directly, 
     input    alias, dataset_id, sender_key_id                   (no reply; then frame*, end)
     frame    body: one trusted-channel frame, relayed as is     (no reply)
     end      the input is complete                              -> accepted {alias, dataset_id, input_digest}
-    run      run the task over the inputs                       -> result {statement, signature,
+    run      min_group_size; run the task over the inputs       -> result {statement, signature,
                                                                    summary}, body: sealed output
     release  requester_pub, output_digest, approved;            -> released, body: release box
              body: the sealed output
@@ -40,16 +40,20 @@ put these roles into hardware; the protocol stays.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import hmac
+import json
+import math
 import os
 import re
 import socket
 import sys
-from typing import Any
+from typing import Any, cast
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
@@ -60,7 +64,9 @@ from .quote import parse_quote
 from .sealing import SealError, SealingRoot, seal, unseal
 from .wire import (
     INPUT_LABEL,
+    MessageReader,
     Reader,
+    Stream,
     WireError,
     Writer,
     arrow_ipc,
@@ -68,6 +74,7 @@ from .wire import (
     read_message,
     result_message,
     sealed_aad,
+    widen_pipe,
     write_message,
 )
 
@@ -119,6 +126,69 @@ def _sql(code: str, tables: dict[str, pa.Table]) -> pa.Table:
         return con.execute(code).fetch_arrow_table()
     finally:
         con.close()
+
+
+def _number(value: Any) -> int | str | None:
+    """A summary number as signed data carries it: integers as is, others as 6-digit decimal text."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return value
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return format(f, ".6g") if math.isfinite(f) else None
+
+
+def _no_floats(obj: Any) -> Any:
+    """Task metrics with every float as decimal text (signed data has no floats)."""
+    if isinstance(obj, dict):
+        return {str(k): _no_floats(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_no_floats(v) for v in obj]
+    return _number(obj) if isinstance(obj, float) else obj
+
+
+def _preview(table: pa.Table, min_group: int) -> dict[str, Any]:
+    """What the owners see before they approve a release: shape, per-column summaries, group check.
+
+    Aggregates only (count, nulls, and for numeric columns min / max / mean), the same the requester
+    gets anyway. With ``min_group`` > 0 the output must carry an integer ``group_size`` column (how
+    many input rows each output row aggregates) whose smallest value is at least ``min_group``; else
+    the enclave refuses to produce the output (``below_min_group``). The count is the task's own: the
+    owners read the code on the ledger before they approve.
+    """
+    columns = []
+    for field in table.schema:
+        col = table.column(field.name)
+        entry: dict[str, Any] = {"name": field.name, "type": str(field.type), "nulls": col.null_count}
+        if (
+            pa.types.is_integer(field.type)
+            or pa.types.is_floating(field.type)
+            or pa.types.is_decimal(field.type)
+        ):
+            stats = pc.min_max(col)
+            entry |= {"min": _number(stats["min"].as_py()), "max": _number(stats["max"].as_py())}
+            entry["mean"] = _number(pc.mean(col).as_py())
+        columns.append(entry)
+    preview: dict[str, Any] = {"rows": table.num_rows, "columns": columns}
+    meta = (table.schema.metadata or {}).get(b"confide.metrics")
+    if meta is not None:
+        try:
+            preview["metrics"] = _no_floats(json.loads(meta))
+        except ValueError:
+            raise EnclaveRefused("task_failed") from None
+    if min_group:
+        if "group_size" not in table.column_names or not pa.types.is_integer(
+            table.schema.field("group_size").type
+        ):
+            raise EnclaveRefused("below_min_group")
+        smallest = pc.min(table.column("group_size")).as_py() if table.num_rows else None
+        if smallest is not None and smallest < min_group:
+            raise EnclaveRefused("below_min_group")
+        preview["min_group"] = {"required": min_group, "smallest": smallest}
+    return preview
 
 
 class Enclave:
@@ -184,13 +254,14 @@ class Enclave:
         self._rx = (alias, dataset_id, ChannelReceiver(self._channel_key, ctx), hashlib.sha256(INPUT_LABEL))
         self.state = "receiving"
 
-    def _on_frame(self, _: dict[str, Any], frame: bytes) -> None:
+    def _on_frame(self, _: dict[str, Any], frame: bytes | memoryview) -> None:
         assert self._rx is not None
         try:
             self._rx[2].feed(frame)  # checks the frame size before it is hashed below
         except ChannelError:
             raise EnclaveRefused("channel") from None
-        self._rx[3].update(len(frame).to_bytes(4, "big") + frame)
+        self._rx[3].update(len(frame).to_bytes(4, "big"))
+        self._rx[3].update(frame)
 
     def _on_end(self, _: dict[str, Any], __: bytes) -> tuple[dict[str, Any], bytes]:
         assert self._rx is not None
@@ -203,10 +274,16 @@ class Enclave:
         reply = {"type": "accepted", "alias": alias, "dataset_id": dataset_id}
         return reply | {"input_digest": digest.hexdigest()}, b""
 
-    def _on_run(self, _: dict[str, Any], __: bytes) -> tuple[dict[str, Any], bytes]:
+    def _on_run(self, h: dict[str, Any], __: bytes) -> tuple[dict[str, Any], bytes]:
+        min_group = h.get("min_group_size", 0)
+        if type(min_group) is not int or not 0 <= min_group <= 1_000_000_000:
+            raise EnclaveRefused("protocol")
         try:
             table = self._task_fn(self._tables) if self._task_fn else _sql(self._code, self._tables)
+            preview = _preview(table, min_group)
             data = arrow_ipc(table)
+        except EnclaveRefused:
+            raise
         except Exception:  # a task's error text can quote data: only the code leaves
             raise EnclaveRefused("task_failed") from None
         finally:
@@ -215,8 +292,13 @@ class Enclave:
         sealed = seal(
             self._root, "mrenclave", **self._identity(), data=data, aad=sealed_aad(self._task_id, digest)
         )
-        statement = {"input_digests": self._digests, "output_digest": digest.hex(), "tee_type": TEE_TYPE}
+        statement: dict[str, Any] = {
+            "input_digests": self._digests,
+            "output_digest": digest.hex(),
+            "tee_type": TEE_TYPE,
+        }
         statement |= {"quote_digest": self._quote_digest.hex(), "task_id": self._task_id}
+        statement |= {"min_group_size": min_group, "preview": preview}
         signature = self._result_key.sign(result_message(statement)).hex()
         summary = {"columns": table.column_names, "rows": table.num_rows}
         self.state = "done"
@@ -240,12 +322,16 @@ class Enclave:
         return {"type": "released"}, box
 
 
-def serve(read: Reader, out: Writer) -> int:
-    """Answer messages until the host closes the pipe (0) or something is refused (error, 2)."""
+def serve(read: Reader | Stream, out: Writer) -> int:
+    """Answer messages until the host closes the pipe (0) or something is refused (error, 2).
+
+    ``read``: the input stream, whose frame bodies then reuse one buffer, or just its ``read``."""
     enclave = Enclave()
+    receive = functools.partial(read_message, read) if callable(read) else MessageReader(read, {"frame"})
     try:
-        while (message := read_message(read)) is not None:
-            reply = enclave.handle(*message)
+        while (message := receive()) is not None:
+            # only frame bodies are views of the reused buffer, and _on_frame is done with them on return
+            reply = enclave.handle(message[0], cast(bytes, message[1]))
             if reply is not None:
                 write_message(out, *reply)
         return EXIT_ERROR if enclave.state == "receiving" else 0
@@ -266,7 +352,9 @@ def main() -> int:
     for fd in (0, 1, 2):  # stray prints (ours or a library's) go nowhere, never to the host
         os.dup2(null, fd)
     os.close(null)
-    return serve(inp.read, out)
+    for fd in (inp.fileno(), out.fileno()):
+        widen_pipe(fd)
+    return serve(inp, out)
 
 
 if __name__ == "__main__":

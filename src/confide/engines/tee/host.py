@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from .attestation import TEE_TYPE, AttestationKey, make_quote, mrenclave
 from .measurement import RuntimeBuild, locked_deps, measure
 from .sealing import SealingRoot
-from .wire import WireError, read_message, result_message, write_message
+from .wire import WireError, read_message, result_message, widen_pipe, write_message
 
 __all__ = ["EnclaveError", "EnclaveHost", "EnclaveInfo", "RunResult", "RuntimeBuild", "measure"]
 
@@ -183,6 +183,9 @@ class EnclaveHost:
         self._proc = subprocess.Popen(
             command, stdin=pipe, stdout=pipe, stderr=pipe, env={"PATH": os.defpath}, cwd="/"
         )
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        for stream in (self._proc.stdin, self._proc.stdout):
+            widen_pipe(stream.fileno())
         return bool(prefix)
 
     def feed(self, dataset_id: str, frames: Iterable[bytes], *, alias: str, sender_key_id: str) -> bytes:
@@ -197,9 +200,13 @@ class EnclaveHost:
         accepted, _ = self._reply("accepted")
         return _hex(accepted, "input_digest", 32)
 
-    def run(self) -> RunResult:
-        """Run the task; the result statement is signed, the output sealed (the host cannot read it)."""
-        reply, sealed = self._call({"type": "run"}, expect="result")
+    def run(self, *, min_group_size: int = 0) -> RunResult:
+        """Run the task; the result statement is signed, the output sealed (the host cannot read it).
+
+        ``min_group_size`` > 0: the enclave refuses (``below_min_group``) an output whose
+        ``group_size`` column has a smaller value, or that has no such column.
+        """
+        reply, sealed = self._call({"type": "run", "min_group_size": min_group_size}, expect="result")
         signature = _hex(reply, "signature", 64)
         self.result = RunResult(reply["statement"], signature, reply["summary"], sealed)
         return self.result

@@ -58,7 +58,7 @@ RUNTIME_FILES = (
 )
 PACKAGE_DIR = Path(__file__).resolve().parents[2]
 _RUNTIME_TAG, _BUILD_LABEL = b"confide/tee/runtime/v1\x00", b"confide/tee/runtime-build/v1\x00"
-_FALLBACK_DEPS = ("cryptography", "duckdb", "pyarrow")
+_FALLBACK_DEPS = ("cryptography", "duckdb", "numpy", "pyarrow")
 
 
 def runtime_digest() -> bytes:

@@ -69,6 +69,7 @@ def dataset_register(ctx: Ctx, p: DatasetRegister) -> None:
             "tags": sorted(set(p.tags)),
             "visibility": p.visibility.model_dump(),
             "approval_levels": list(p.approval_levels),
+            **({"min_group_size": p.min_group_size} if p.min_group_size is not None else {}),
             "versions": [_version(ctx, p, 1)],
             "registered_by": ctx.tx.signer,
             "registered_at": ctx.now,

@@ -8,7 +8,8 @@ handler runs, so handlers see only well-formed input. A schema error becomes a
 from __future__ import annotations
 
 import hashlib
-from typing import Annotated, Literal
+import re
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -31,6 +32,7 @@ __all__ = [
     "TaskCancel",
     "TaskInput",
     "TaskSubmit",
+    "TeeAttestation",
     "UnitCreate",
     "UsageRecord",
     "Visibility",
@@ -39,6 +41,7 @@ __all__ = [
 Ident = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
 DatasetId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}(/[a-z0-9][a-z0-9_-]{0,62}){2}$")]
 Hex64 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 Text = Annotated[str, Field(max_length=2000)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 ColumnName = Annotated[str, Field(min_length=1, max_length=128)]
@@ -125,6 +128,9 @@ class DatasetRegister(_VersionFields):
     )
     visibility: Visibility = Visibility()
     approval_levels: list[Literal["unit", "org"]] = Field(default=["unit"], min_length=1)
+    # Every output row of a computation over this dataset must aggregate at least this many input
+    # rows (its ``group_size`` column); checked inside the enclave and again at release.
+    min_group_size: Annotated[int, Field(ge=2, le=1_000_000)] | None = None
 
     @model_validator(mode="after")
     def _levels(self) -> DatasetRegister:
@@ -191,6 +197,9 @@ class TaskSubmit(_P):
             and hashlib.sha256(self.code.encode("utf-8")).hexdigest() != self.code_digest
         ):
             raise ValueError("code/code_digest: code_digest must be the SHA-256 of code")
+        recipient = self.params.get("recipient")
+        if recipient is not None and not (isinstance(recipient, str) and _HEX64.fullmatch(recipient)):
+            raise ValueError("params.recipient: the X25519 key a tee result is encrypted to, 64 hex digits")
         return self
 
 
@@ -199,10 +208,34 @@ class TaskCancel(_P):
     reason: Text = ""
 
 
+class TeeAttestation(_P):
+    """The enclave a tee run uses: its quote and the keys and block its REPORT_DATA binds.
+
+    Every data owner's node verifies it against its own ledger view before sending anything.
+    """
+
+    tee_type: Literal["simulated"]
+    quote: Annotated[str, Field(pattern=r"^(?:[0-9a-f]{2}){432,8192}$")]
+    channel_pub: Hex64
+    result_pub: Hex64
+    block_hash: Hex64
+    host_org: Ident
+
+
 class RunStart(_P):
     task: Hex64
     input_digests: list[Hex64] = Field(min_length=1, max_length=16)
     attestation_digest: Hex64 | None = None
+    attestation: TeeAttestation | None = None
+
+    @model_validator(mode="after")
+    def _digest_of_quote(self) -> RunStart:
+        if self.attestation is not None and self.attestation_digest not in (
+            None,
+            hashlib.sha256(bytes.fromhex(self.attestation.quote)).hexdigest(),
+        ):
+            raise ValueError("attestation_digest: must be the SHA-256 of attestation.quote")
+        return self
 
 
 class RunFinish(_P):
@@ -210,11 +243,18 @@ class RunFinish(_P):
     status: Literal["succeeded", "failed"]
     output_digest: Hex64 | None = None
     reason: Text = ""
+    # tee runs: the enclave's result statement and its Ed25519 signature by the attested result key
+    statement: dict[str, Any] | None = None
+    signature: Annotated[str, Field(pattern=r"^[0-9a-f]{128}$")] | None = None
 
     @model_validator(mode="after")
     def _digest_iff_success(self) -> RunFinish:
         if (self.status == "succeeded") != (self.output_digest is not None):
             raise ValueError("status/output_digest: a succeeded run has an output digest")
+        if (self.statement is None) != (self.signature is None):
+            raise ValueError("statement/signature: give both or neither")
+        if self.statement is not None and self.status != "succeeded":
+            raise ValueError("statement: only a succeeded run carries a result statement")
         return self
 
 
@@ -232,3 +272,5 @@ class ReleaseDecide(_P):
     dataset: DatasetId
     decision: Literal["approve", "reject"]
     reason: Text = ""
+    # tee runs: the owner confirms the input digest its node computed over the frames it sent
+    input_digest: Hex64 | None = None

@@ -8,10 +8,19 @@
 * ``run.finish``: the requester reports success (with output digest) or failure.
 * ``release.decide``: each input dataset's owner (unit owner or org admin)
   approves or rejects; the release is ``released`` only when all approved.
+
+``tee`` runs fail closed: ``run.start`` must carry the enclave's attestation (quote,
+channel and result keys, block hash), a succeeded ``run.finish`` the enclave's
+result statement bound to it (task, quote digest, output digest, one input digest
+per input, the inputs' minimum group size), and each owner's approval the input
+digest its node computed over the frames it sent. The contract checks that these
+agree; the quote's and statement's signatures are verified by every node
+(``confide.node.tee``), which has the genesis attestation roots.
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from ..codes import Code, Reject
@@ -80,6 +89,10 @@ def run_start(ctx: Ctx, p: RunStart) -> None:
         raise Reject(Code.INVALID_STATE, f"task is {task['status']}")
     if len(p.input_digests) != len(task["inputs"]):
         raise Reject(Code.MALFORMED, "input_digests: one digest per task input")
+    if task["engine"] == "tee" and p.attestation is None:
+        raise Reject(Code.MALFORMED, "attestation: a tee run names its attested enclave (quote and keys)")
+    if task["engine"] != "tee" and p.attestation is not None:
+        raise Reject(Code.MALFORMED, "attestation: only tee runs carry one")
     grants = []
     for inp, digest in zip(task["inputs"], p.input_digests, strict=True):
         grant = check_grant_use(
@@ -102,7 +115,12 @@ def run_start(ctx: Ctx, p: RunStart) -> None:
             "id": run_id,
             "task": p.task,
             "input_digests": p.input_digests,
-            "attestation_digest": p.attestation_digest,
+            "attestation_digest": (
+                hashlib.sha256(bytes.fromhex(p.attestation.quote)).hexdigest()
+                if p.attestation is not None
+                else p.attestation_digest
+            ),
+            **({"attestation": p.attestation.model_dump()} if p.attestation is not None else {}),
             "status": "running",
             "started_at": ctx.now,
             "started_by": ctx.tx.signer,
@@ -111,14 +129,55 @@ def run_start(ctx: Ctx, p: RunStart) -> None:
     ctx.emit("run.started", run=run_id, task=p.task)
 
 
+def min_group_size(ctx: Ctx, task: dict[str, Any]) -> int:
+    """The largest ``min_group_size`` policy among the task's input datasets (0: none set)."""
+    return max((ctx.dataset(i["dataset"]).get("min_group_size") or 0 for i in task["inputs"]), default=0)
+
+
+def _check_statement(ctx: Ctx, task: dict[str, Any], run: dict[str, Any], p: RunFinish) -> None:
+    st = p.statement
+    if st is None:
+        raise Reject(Code.MALFORMED, "statement: a succeeded tee run reports the enclave's signed statement")
+    datasets = {i["dataset"] for i in task["inputs"]}
+    digests = st.get("input_digests")
+    expected = {
+        "task_id": task["id"],
+        "quote_digest": run["attestation_digest"],
+        "output_digest": p.output_digest,
+        "tee_type": run["attestation"]["tee_type"],
+    }
+    for key, want in expected.items():
+        if st.get(key) != want:
+            raise Reject(Code.MALFORMED, f"statement.{key}: does not match this run ({want})")
+    if not isinstance(digests, dict) or set(digests) != datasets:
+        raise Reject(Code.MALFORMED, "statement.input_digests: one digest per task input dataset")
+    if not all(isinstance(d, str) and len(d) == 64 for d in digests.values()):
+        raise Reject(Code.MALFORMED, "statement.input_digests: 64 hex digits each")
+    required, checked = min_group_size(ctx, task), st.get("min_group_size")
+    if type(checked) is not int or checked < required:
+        raise Reject(
+            Code.OUT_OF_SCOPE,
+            f"statement.min_group_size: the output was checked against {checked}, the inputs' policy "
+            f"requires every output row to aggregate at least {required} rows",
+        )
+    if not isinstance(st.get("preview"), dict):
+        raise Reject(Code.MALFORMED, "statement.preview: the owners' preview of the output is missing")
+
+
 def run_finish(ctx: Ctx, p: RunFinish) -> None:
     run = ctx.load(f"run/{p.run}", "run")
     task = _task(ctx, run["task"])
     ctx.require(task["requester"] == ctx.tx.signer, "only the task's requester reports its runs")
     if run["status"] != "running":
         raise Reject(Code.INVALID_STATE, f"run is {run['status']}")
+    if p.status == "succeeded" and task["engine"] == "tee":
+        _check_statement(ctx, task, run, p)
+    elif p.statement is not None:
+        raise Reject(Code.MALFORMED, "statement: only a succeeded tee run carries one")
     run.update(status=p.status, output_digest=p.output_digest, reason=p.reason)
-    run["finished_at"] = ctx.now
+    if p.statement is not None:
+        run.update(statement=p.statement, signature=p.signature)
+    run["finished_at"], run["finished_tx"] = ctx.now, ctx.tx.tx_id
     ctx.state.put(f"run/{p.run}", run)
     if p.status == "succeeded":
         owners = sorted({i["dataset"] for i in task["inputs"]})
@@ -129,6 +188,7 @@ def run_finish(ctx: Ctx, p: RunFinish) -> None:
                 "task": task["id"],
                 "required": owners,
                 "decisions": {},
+                "output_digest": p.output_digest,
                 "status": "pending",
             },
         )
@@ -144,12 +204,26 @@ def release_decide(ctx: Ctx, p: ReleaseDecide) -> None:
         raise Reject(Code.DUPLICATE_DECISION, f"release for {p.dataset} already decided")
     if rel["status"] != "pending":
         raise Reject(Code.INVALID_STATE, f"release is {rel['status']}")
+    run = ctx.load(f"run/{p.run}", "run")
+    if p.decision == "approve" and "statement" in run:
+        sent = run["statement"]["input_digests"][p.dataset]
+        if p.input_digest != sent:
+            raise Reject(
+                Code.OUT_OF_SCOPE,
+                f"input_digest: the enclave reports {sent} for {p.dataset}; approve only the input "
+                "your node sent (its digest is in the node's record of the transfer)",
+            )
+    elif p.decision == "approve" and _task(ctx, rel["task"])["engine"] == "tee":
+        raise Reject(Code.INVALID_STATE, "a tee run without an attested result statement is never released")
+    elif p.input_digest is not None and "statement" not in run:
+        raise Reject(Code.MALFORMED, "input_digest: only approvals of tee runs carry one")
     rel["decisions"][p.dataset] = {
         "decision": p.decision,
         "by": ctx.tx.signer,
         "at": ctx.now,
         "reason": p.reason,
         "tx": ctx.tx.tx_id,
+        **({"input_digest": p.input_digest} if p.input_digest is not None else {}),
     }
     if p.decision == "reject":
         rel["status"] = "rejected"

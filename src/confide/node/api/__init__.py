@@ -8,7 +8,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from ..context import NodeContext
-from . import routes_data, routes_ledger
+from ..tee.host import EnclaveSessions
+from . import routes_data, routes_ledger, routes_tee
 from .errors import install_error_handlers
 
 __all__ = ["create_node_app"]
@@ -19,11 +20,14 @@ def create_node_app(ctx: NodeContext) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         ctx.follower.start()
         yield
+        app.state.tee_sessions.close()
         ctx.close()
 
     app = FastAPI(title=f"Confide node ({ctx.config.org})", version="1", lifespan=lifespan)
     app.state.ctx = ctx
+    app.state.tee_sessions = EnclaveSessions(ctx)
     install_error_handlers(app)
     app.include_router(routes_ledger.router)
     app.include_router(routes_data.router)
+    app.include_router(routes_tee.router)
     return app

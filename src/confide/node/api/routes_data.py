@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from ..connectors import ConnectorError, open_connector, synthetic_preview
 from ..enforcement import authorize_use
 from ..services import ServiceError, call_service
+from ..sources import OutsideDataDir, confine
 from .deps import Ctx, Me, Principal, require_roles
 from .errors import ApiError
 
@@ -45,33 +46,15 @@ class UseIn(BaseModel):
     min_height: int = -1
 
 
-def _inside(root: Path, rel: str) -> Path:
-    path = (root / rel).resolve()
-    if not path.is_relative_to(root):
-        raise ApiError(403, "OUTSIDE_DATA_DIR", "file sources must lie inside the node's data folder")
-    return path
-
-
-def _confine(ctx: Any, spec: dict[str, Any]) -> dict[str, Any]:
-    """Files (and SQLite files) only from the node's data folder; never the node's own database."""
-    root = Path(ctx.config.data_dir).resolve()
-    if "path" in spec:
-        return {**spec, "path": str(_inside(root, str(spec["path"])))}
-    url = str(spec.get("url", ""))
-    if url.startswith("sqlite"):
-        _, sep, rel = url.partition(":///")
-        if not sep or not rel:
-            raise ApiError(403, "OUTSIDE_DATA_DIR", "SQLite sources must name a file in the data folder")
-        return {**spec, "url": f"sqlite:///{_inside(root, rel)}"}
-    return spec
-
-
 @router.post("/sources")
 def bind_source(body: SourceIn, ctx: Ctx, me: Principal = Owner) -> dict[str, Any]:
     """Profile a source and bind it to a dataset id of this org; returns what goes on the ledger."""
     if body.dataset.split("/")[0] != ctx.config.org:
         raise ApiError(403, "WRONG_ORG", f"this node binds datasets of org {ctx.config.org!r} only")
-    spec = _confine(ctx, body.source)
+    try:
+        spec = confine(Path(ctx.config.data_dir), body.source)
+    except OutsideDataDir as exc:
+        raise ApiError(403, "OUTSIDE_DATA_DIR", str(exc)) from None
     try:
         profile = open_connector(spec).describe().to_json()
     except ConnectorError as exc:
