@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 .PHONY: demo test lint typecheck unit bench clean help
 
 help:
-	@echo "make demo   - set up .venv; run the orderer and three org nodes on loopback through the full flow"
+	@echo "make demo   - set up .venv; run the credit scenario across three org nodes (TEE, simulated) on loopback"
 	@echo "make test   - set up .venv, run ruff, mypy and the test suite"
 	@echo "make bench  - run 'confide bench ledger --txs 20000'"
 
@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/confide demo network --workdir .demo
+	$(BIN)/confide demo credit --workdir .demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

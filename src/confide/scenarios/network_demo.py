@@ -23,7 +23,7 @@ from ..node.consortium import OrgEntry
 from .credit_data import write_credit_data
 from .localnet import LocalNetwork, start_local_network
 
-__all__ = ["NETWORK_ORGS", "NetworkDemo", "run_network_demo"]
+__all__ = ["NETWORK_ORGS", "NetworkDemo", "create_members", "run_network_demo"]
 
 NETWORK_ORGS = (
     OrgEntry("bank", "Bank of Example (示例银行)", "91350100M000100Y43"),
@@ -45,7 +45,7 @@ class NetworkDemo:
     registered: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def _members(net: LocalNetwork, say: Callable[[str], None]) -> dict[str, Client]:
+def create_members(net: LocalNetwork, say: Callable[[str], None]) -> dict[str, Client]:
     people: dict[str, Client] = {}
     for org, unit, title in (
         ("tax", "collection", "Tax Collection Dept."),
@@ -104,7 +104,7 @@ def run_network_demo(workdir: Path, say: Callable[[str], None] = print) -> Netwo
     out = NetworkDemo()
     net = start_local_network(workdir, NETWORK_ORGS, chain_id="confide-demo", say=say)
     try:
-        people = _members(net, say)
+        people = create_members(net, say)
         _register(net, people, say, out)
         analyst = people["analyst"]
         out.catalog = analyst.catalog()

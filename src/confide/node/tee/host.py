@@ -210,7 +210,10 @@ class EnclaveSessions:
         base = self.ctx.config.url if org == self.ctx.config.org else self.ctx.config.peers.get(org)
         if base is None:
             raise TeeRefused("NO_PEER", f"no link to org {org!r} configured in node.json peers", 502)
-        path, body = "/v1/tee/inputs", canonical_bytes({"dataset": dataset, "min_height": self.ctx.replica.height, "run": run_id})
+        path, body = (
+            "/v1/tee/inputs",
+            canonical_bytes({"dataset": dataset, "min_height": self.ctx.replica.height, "run": run_id}),
+        )
         headers = sign_request(self.ctx.identity, "POST", path, "", body) | {
             "Content-Type": "application/json"
         }
