@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,6 +37,7 @@ from confide.interfaces.tee import (
     run_tee_task,
 )
 from confide.ledger import TxRefused
+from confide.node.tee.verify import FRESH_BLOCKS
 
 pytestmark = pytest.mark.slow
 DAY = 86_400_000
@@ -278,6 +280,47 @@ def test_owners_refuse_a_changed_code_and_a_foreign_root(net: Network, world: di
         analyst.ledger, analyst.identity, r.tx_id, output_digest=None, status="failed", reason="test"
     )
     assert hashlib.sha256(forged).hexdigest() == analyst.query(f"run/{r.tx_id}")["attestation_digest"]
+
+
+def test_owners_refuse_a_quote_bound_to_a_stale_block(net: Network, world: dict[str, Any]) -> None:
+    analyst, bank = world["analyst"], net.client("bank")
+    task = _task(net, world, SQL)
+    session = analyst.call("POST", "/v1/tee/sessions", {"task": task})  # bound to today's head block
+    for i in range(FRESH_BLOCKS + 1):  # one block each: the quote's block falls out of the window
+        sdk.create_unit(bank.ledger, bank.identity, f"filler-{i}", "filler")
+    r = sdk.start_run(
+        analyst.ledger,
+        analyst.identity,
+        task,
+        _digests(world, list(COLUMNS)),
+        attestation=session["attestation"],
+    )
+    net.sync()
+    refused = _raw_input(net, "bank", "tax", r.tx_id, "tax/collection/filings")
+    assert refused.status_code == 403 and "stale" in refused.json()["error"]["message"]
+    sdk.finish_run(
+        analyst.ledger, analyst.identity, r.tx_id, output_digest=None, status="failed", reason="test"
+    )
+
+
+def test_sealed_output_survives_a_host_restart(net: Network, world: dict[str, Any]) -> None:
+    analyst = world["analyst"]
+    two = (
+        "SELECT f.revenue >= 1030 AS high, count(*) AS group_size "
+        "FROM filings f JOIN meters m USING (credit_code) GROUP BY 1 ORDER BY 1"
+    )
+    task = _task(net, world, two, ["tax/collection/filings", "power/service/meters"])
+    run = run_tee_task(analyst, task)["run"]
+    net.kill("bank", signal.SIGKILL)  # the host dies with the output sealed on its disk
+    net.start("bank")
+    net.sync()
+    for dataset in ("tax/collection/filings", "power/service/meters"):
+        approve_release(world["owners"][dataset.split("/")[0]], run, dataset)
+    net.sync()
+
+    table = fetch_result(analyst, run)  # a fresh enclave of the same measurement unseals it
+
+    assert table.column("group_size").to_pylist() == [30, 30]
 
 
 def test_output_row_below_the_minimum_group_size_is_never_produced(
