@@ -6,12 +6,11 @@ the public key and refers to it by key id (the suite hash of the raw public key)
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InvalidKey
+from .files import atomic_write
 from .suite import PrivateKey, PublicKey, Suite, get_suite
 
 __all__ = ["Identity", "load_identity"]
@@ -54,20 +53,7 @@ class Identity:
         atomically replaces ``path``: an existing file's looser mode or open
         readers never see the new key.
         """
-        p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(self.key.to_pem())
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, p)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return p
+        return atomic_write(path, self.key.to_pem())
 
 
 def load_identity(path: str | Path, suite: str | Suite = "default") -> Identity:

@@ -42,6 +42,7 @@ RUNTIME_FILES = (
     "crypto/__init__.py",
     "crypto/canonical.py",
     "crypto/errors.py",
+    "crypto/files.py",
     "crypto/identity.py",
     "crypto/merkle.py",
     "crypto/suite.py",

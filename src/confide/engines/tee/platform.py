@@ -18,8 +18,6 @@ node verifies quotes against its own copy of the genesis, never against a host's
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from ...crypto.files import atomic_write, read_private
 from ._simkeys import Certification
 from .attestation import AttestationKey, SimulatedRoot
 from .measurement import RuntimeBuild
@@ -42,28 +41,6 @@ __all__ = [
 ]
 
 RUNTIME_NAME = "confide-simulated-runtime"
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _read_private(path: Path) -> bytes:
-    mode = path.stat().st_mode & 0o777
-    if mode & 0o077:
-        raise PermissionError(f"{path} has permissions {mode:o}; run: chmod 600 {path}")
-    return path.read_bytes()
 
 
 def runtime_build_json(build: RuntimeBuild) -> dict[str, Any]:
@@ -94,11 +71,11 @@ def runtime_build_from_json(obj: dict[str, Any]) -> RuntimeBuild:
 def make_authority(directory: Path, *, isv_prod_id: int = 1, isv_svn: int = 1) -> dict[str, Any]:
     """Create the root, the build key and the signed build under ``directory``; return the genesis policy."""
     root, build_key = SimulatedRoot.generate(), Ed25519PrivateKey.generate()
-    _write_private(directory / "authority" / "root.key", root.private_bytes())
+    atomic_write(directory / "authority" / "root.key", root.private_bytes())
     pem = build_key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    _write_private(directory / "authority" / "build.key", pem)
+    atomic_write(directory / "authority" / "build.key", pem)
     build = RuntimeBuild.sign(build_key, isv_prod_id=isv_prod_id, isv_svn=isv_svn)
     (directory / "runtime-build.json").write_text(json.dumps(runtime_build_json(build), indent=2) + "\n")
     runtime: dict[str, Any] = {"name": RUNTIME_NAME, "runtime_digest": build.runtime_digest.hex()}
@@ -108,7 +85,7 @@ def make_authority(directory: Path, *, isv_prod_id: int = 1, isv_svn: int = 1) -
 
 def provision_host(authority_dir: Path, host_dir: Path) -> None:
     """Give one node an attestation key certified by the authority's root, and a sealing root."""
-    root = SimulatedRoot.from_private_bytes(_read_private(authority_dir / "authority" / "root.key"))
+    root = SimulatedRoot.from_private_bytes(read_private(authority_dir / "authority" / "root.key"))
     key = AttestationKey.create(root)
     cert = key.certification
     doc = {
@@ -118,7 +95,7 @@ def provision_host(authority_dir: Path, host_dir: Path) -> None:
         "root_public_key": cert.root_public_key.hex(),
         "pce_svn": key.pce_svn,
     }
-    _write_private(host_dir / "attestation.json", json.dumps(doc).encode())
+    atomic_write(host_dir / "attestation.json", json.dumps(doc).encode())
     SealingRoot.generate().save(host_dir / "sealing.key")
 
 
@@ -133,7 +110,7 @@ class HostPlatform:
 
 def load_platform(host_dir: Path, runtime_build: Path) -> HostPlatform:
     """Load a host's platform files; ``ValueError``/``OSError`` say which file is wrong."""
-    doc = json.loads(_read_private(host_dir / "attestation.json"))
+    doc = json.loads(read_private(host_dir / "attestation.json"))
     cert = Certification(
         bytes.fromhex(doc["qe_report"]),
         bytes.fromhex(doc["signature"]),

@@ -27,7 +27,6 @@ from __future__ import annotations
 import hmac
 import os
 import struct
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -36,6 +35,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from ...crypto.files import atomic_write, read_private
 
 __all__ = ["Policy", "SealError", "SealingRoot", "load_sealing_root", "seal", "unseal"]
 
@@ -75,29 +76,12 @@ class SealingRoot:
 
     def save(self, path: str | Path) -> Path:
         """Write the root with mode 0600 via a fresh 0600 temp file renamed over ``path``."""
-        p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(self.secret)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, p)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return p
+        return atomic_write(path, self.secret)
 
 
 def load_sealing_root(path: str | Path) -> SealingRoot:
     """Load a root; refuse files readable by group or others."""
-    p = Path(path)
-    mode = p.stat().st_mode & 0o777
-    if mode & 0o077:
-        raise PermissionError(f"sealing root {p} has permissions {mode:o}; run: chmod 600 {p}")
-    return SealingRoot(p.read_bytes())
+    return SealingRoot(read_private(path, "sealing root"))
 
 
 def _policy_code(policy: str, mrenclave: bytes, mrsigner: bytes, isv_svn: int) -> tuple[int, bytes]:

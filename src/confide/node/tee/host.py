@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import secrets
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -31,6 +30,7 @@ from typing import Any
 import httpx
 
 from ...crypto.canonical import canonical_bytes
+from ...crypto.files import atomic_write
 from ...crypto.httpsig import sign_request
 from ...crypto.tls import client_context
 from ...engines.tee.host import EnclaveError, EnclaveHost, RunResult
@@ -235,8 +235,8 @@ class EnclaveSessions:
 
     def _keep(self, run_id: str, result: RunResult) -> None:
         meta = {"statement": result.statement, "signature": result.signature.hex(), "summary": result.summary}
-        _atomic(self.sealed_dir / f"{run_id}.sealed", result.sealed)
-        _atomic(self.sealed_dir / f"{run_id}.json", json.dumps(meta).encode())
+        atomic_write(self.sealed_dir / f"{run_id}.sealed", result.sealed)
+        atomic_write(self.sealed_dir / f"{run_id}.json", json.dumps(meta).encode())
 
     def release(self, run_id: str, requester: str) -> bytes:
         """The output encrypted to the task's recipient key, once the ledger shows every approval."""
@@ -289,17 +289,3 @@ def _message(resp: httpx.Response) -> str:
         return f"{err.get('code')}: {err.get('message')}"
     except ValueError:
         return f"HTTP {resp.status_code}"
-
-
-def _atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
