@@ -26,8 +26,9 @@ The enclave computes MRENCLAVE itself, from the runtime digest and locked depend
 states (the CPU's part) and the task code it will run, and refuses a quote naming anything else.
 Task code equal to a registered function's source (``functions.py``) runs that function; any other
 is SQL, run by an in-memory DuckDB with each input registered under its alias and no file, network
-or extension access and no spill to disk. ``approved`` is, for now, the host's word: checking every
-owner's approval on the ledger is the node's job before it sets the flag.
+or extension access and no spill to disk. ``approved`` is the host's word: the host node sets it
+only when its own ledger shows every owner's approval (``confide.node.tee.host``); the enclave cannot
+check the ledger itself (a simulation limit, like the ones below).
 
 What this simulation does NOT protect against: the host can read and change this process's memory
 (decrypted inputs, keys, results); it holds the sealing root (sent in ``hello``; in SGX it comes

@@ -214,8 +214,8 @@ class EnclaveHost:
     def release(self, requester_pub: bytes, approved: bool, *, result: RunResult | None = None) -> bytes:
         """The output encrypted to the requester (a ``wire`` release box), if ``approved``.
 
-        ``approved`` is the host's word for now; checking every owner's approval on the ledger before
-        setting it is the node's job. ``result`` (default: this session's run) may come from an earlier
+        ``approved`` is the host's word: ``confide.node.tee.host`` sets it only when the node's own
+        ledger shows the release ``released``. ``result`` (default: this session's run) may come from an earlier
         session of the same measurement: the enclave unseals it.
         """
         result = result if result is not None else self.result
