@@ -215,8 +215,8 @@ class EnclaveHost:
         """The output encrypted to the requester (a ``wire`` release box), if ``approved``.
 
         ``approved`` is the host's word: ``confide.node.tee.host`` sets it only when the node's own
-        ledger shows the release ``released``. ``result`` (default: this session's run) may come from an earlier
-        session of the same measurement: the enclave unseals it.
+        ledger shows the release ``released``. ``result`` (default: this session's run) may come from
+        an earlier session of the same measurement: the enclave unseals it.
         """
         result = result if result is not None else self.result
         if result is None:

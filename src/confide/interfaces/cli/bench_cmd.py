@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from ._common import friendly
+from .bench_psi import psi
 
 bench_app = typer.Typer(help="Benchmarks (print one JSON line last).", no_args_is_help=True)
 
@@ -53,3 +54,6 @@ def tee(
 
     result = run_tee_bench(rows, workdir, frame_kb, lambda s: print(s, flush=True))
     print(json.dumps(result, sort_keys=True))
+
+
+bench_app.command("psi")(psi)
