@@ -79,3 +79,27 @@ def test_exceptional_case_cannot_occur() -> None:
     x, y = h2c.map_to_curve(0)  # u = 0: x1 = -J, then x2 = 0 if gx1 is not square
     assert x in ((p - h2c.J) % p, 0)
     assert (y * y - x * (x * (x + h2c.J) + 1)) % p == 0
+
+
+def test_is_square_reduces_any_int() -> None:
+    p = h2c.P
+    for a in [-1, -2, -486662, p, p + 2, 2 * p + 3, 3 * p - 1, 1 << 300]:
+        euler = pow(a % p, (p - 1) // 2, p)
+        assert h2c.is_square(a) == (euler in (0, 1)), a
+
+
+def test_batch_matches_single_map_on_many_messages() -> None:
+    # The batch path (GMP, Montgomery batch inversion, no y) against hash_to_field + map_to_curve.
+    dst = NU["dst"].encode()
+    msgs = [f"+86 {13_800_000_000 + i}".encode() for i in range(300)] + [b"", b"\x00" * 200]
+    got = h2c.encode_batch(msgs, dst)
+    assert all(type(g) is bytes and len(g) == 32 for g in got)
+    want = [h2c.map_to_curve(h2c.hash_to_field(m, dst, 1)[0])[0].to_bytes(32, "little") for m in msgs]
+    assert got == want
+
+
+def test_batch_inverse_keeps_zeros() -> None:
+    p = h2c.P
+    vals = [0, 1, 2, 0, p - 1, 486662, 0]
+    out = h2c._batch_inverse([h2c.gmpy2.mpz(v) for v in vals])
+    assert [int(o) for o in out] == [pow(v, -1, p) if v else 0 for v in vals]

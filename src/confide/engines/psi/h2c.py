@@ -1,4 +1,4 @@
-"""RFC 9380 hashing to curve25519: suite ``curve25519_XMD:SHA-512_ELL2_NU_`` in pure Python ints.
+"""RFC 9380 hashing to curve25519: suite ``curve25519_XMD:SHA-512_ELL2_NU_``, field arithmetic in GMP.
 
 ``expand_message_xmd`` (SHA-512, §5.3.1, with the §5.3.3 rule for a DST longer than 255 bytes),
 ``hash_to_field`` (§5.2, m = 1, L = 48) and the Elligator 2 ``map_to_curve`` of §6.7.1 for
@@ -13,10 +13,11 @@ every scalar it uses is a multiple of 8 and ``X25519(k, u(Q)) = u(clamp(k)·Q) =
 multiplication would give. Only the eight low-order points map to the all-zero output, which the
 hash reaches with negligible probability (X25519 then raises ``ValueError``).
 
-Speed: the square test of step 6 is a Jacobi symbol by the binary Euclid algorithm (about 4x faster
-in CPython than Euler's criterion with ``pow``), and ``encode_batch`` inverts the whole batch with
-one modular inversion (Montgomery's trick). No square root is taken on that path: the u-coordinate
-does not depend on the sign of y. ``map_to_curve`` (with y, for the known-answer tests) does.
+Speed: field elements on the batch path are ``gmpy2.mpz``; the square test of step 6 is GMP's
+Jacobi symbol (~1.4 us, about 15x faster than a binary-Euclid Jacobi on CPython ints), and
+``encode_batch`` inverts the whole batch with one modular inversion (Montgomery's trick). No square
+root is taken on that path: the u-coordinate does not depend on the sign of y. ``map_to_curve``
+(with y, for the known-answer tests) does.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ import hashlib
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any
+
+import gmpy2  # type: ignore[import-untyped]
 
 __all__ = [
     "SUITE",
@@ -42,6 +45,7 @@ J = 486662  # Montgomery A of curve25519; K = 1
 Z = 2
 L = 48  # ceil((ceil(log2(p)) + k) / 8) with k = 128
 _SQRT_M1 = pow(2, (P - 1) // 4, P)
+_MP, _MJ, _MP_J = gmpy2.mpz(P), gmpy2.mpz(J), gmpy2.mpz(P - J)
 _OVERSIZE = b"H2C-OVERSIZE-DST-"
 
 
@@ -77,18 +81,7 @@ def hash_to_field(msg: bytes, dst: bytes, count: int) -> list[int]:
 
 def is_square(a: int) -> bool:
     """``is_square`` of RFC 9380 §4 for GF(p): True for 0 and the quadratic residues (Jacobi symbol)."""
-    a %= P
-    n, t = P, 1
-    while a:
-        tz = (a & -a).bit_length() - 1
-        if tz:
-            a >>= tz
-            if tz & 1 and (n & 7 == 3 or n & 7 == 5):
-                t = -t
-        if a & n & 2:
-            t = -t
-        a, n = n % a, a
-    return t == 1  # n ends at gcd(a, p) = 1 since p is prime; a = 0 gives t = 1 (zero is a square)
+    return bool(gmpy2.jacobi(a % _MP, _MP) >= 0)
 
 
 def _sqrt(a: int) -> int:
@@ -133,20 +126,21 @@ def _xmd48(dst: bytes) -> tuple[Any, bytes, bytes]:
     return hashlib.sha512(bytes(128)), L.to_bytes(2, "big") + b"\x00" + dst_prime, b"\x01" + dst_prime
 
 
-def _batch_inverse(values: list[int]) -> list[int]:
-    """inv0 of every value with one modular inversion (Montgomery's trick); 0 maps to 0."""
-    prefix, acc = [], 1
+def _batch_inverse(values: list[Any]) -> list[Any]:
+    """inv0 of every ``mpz`` in [0, p) with one modular inversion (Montgomery's trick); 0 maps to 0."""
+    mp = _MP
+    prefix, acc = [], gmpy2.mpz(1)
     for v in values:
         prefix.append(acc)
         if v:
-            acc = acc * v % P
-    inv = pow(acc, -1, P)
-    out = [0] * len(values)
+            acc = acc * v % mp
+    inv = gmpy2.invert(acc, mp)
+    out = [v for v in values]  # the zeros stay
     for i in range(len(values) - 1, -1, -1):
         v = values[i]
         if v:
-            out[i] = inv * prefix[i] % P
-            inv = inv * v % P
+            out[i] = inv * prefix[i] % mp
+            inv = inv * v % mp
     return out
 
 
@@ -154,19 +148,20 @@ def encode_batch(msgs: Sequence[bytes], dst: bytes) -> list[bytes]:
     """u(Q) for each message, Q = map_to_curve(hash_to_field(msg, dst, 1)[0]) (NU suite before
     clear_cofactor), as 32 little-endian bytes."""
     state, tail0, tail1 = _xmd48(dst)
-    sha512, copy = hashlib.sha512, state.copy
-    ds: list[int] = []
+    sha512, copy, from_bytes, mpz = hashlib.sha512, state.copy, int.from_bytes, gmpy2.mpz
+    mp, mj, mp_j, jacobi = _MP, _MJ, _MP_J, gmpy2.jacobi
+    ds: list[Any] = []
     for msg in msgs:
         h = copy()
         h.update(msg + tail0)
-        u = int.from_bytes(sha512(h.digest() + tail1).digest()[:L], "big") % P
-        ds.append((1 + Z * u * u) % P)
+        u = mpz(from_bytes(sha512(h.digest() + tail1).digest()[:L], "big"))
+        ds.append((1 + Z * u * u) % mp)
     out: list[bytes] = []
     for inv_d in _batch_inverse(ds):
-        x1 = -J * inv_d % P or P - J
-        if not is_square(x1 * (x1 * (x1 + J) + 1)):
-            x1 = (-x1 - J) % P
-        out.append(x1.to_bytes(32, "little"))
+        x1 = -mj * inv_d % mp or mp_j
+        if jacobi(x1 * (x1 * (x1 + mj) + 1), mp) < 0:  # not is_square(gx1)
+            x1 = (-x1 - mj) % mp
+        out.append(int(x1).to_bytes(32, "little"))
     return out
 
 
