@@ -56,4 +56,15 @@ def tee(
     print(json.dumps(result, sort_keys=True))
 
 
+@bench_app.command("mpc")
+@friendly
+def mpc(rows: int = typer.Option(1_000_000, min=100, help="PSI-aligned rows (two parties).")) -> None:
+    """Joint statistics of the marketing scenario in MPC (in-process, two parties + dealer) vs. numpy."""
+    from ...engines.mpc.bench import bench_mpc
+
+    print(f"bench mpc: {rows} rows, two parties and a dealer in one process", flush=True)
+    result = {"bench": "mpc", **bench_mpc(rows)}
+    print(json.dumps(result, sort_keys=True))
+
+
 bench_app.command("psi")(psi)
