@@ -323,6 +323,27 @@ def test_sealed_output_survives_a_host_restart(net: Network, world: dict[str, An
     assert table.column("group_size").to_pylist() == [30, 30]
 
 
+def test_a_run_reports_its_progress_while_inputs_stream(
+    net: Network, world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import confide.interfaces.tee as tee_sdk
+
+    monkeypatch.setattr(tee_sdk, "PROGRESS_EVERY_S", 0.02)
+    lines: list[str] = []
+    out = run_tee_task(world["analyst"], _task(net, world, SQL), say=lines.append)
+
+    assert any(line.startswith("[host] ") and " frames, " in line for line in lines), lines
+    done = world["analyst"].call("GET", f"/v1/tee/sessions/{out['session']}")
+    assert done["state"] == "sealed" and set(done["inputs"]) == set(COLUMNS)
+    assert all(v["done"] and v["frames"] >= 3 for v in done["inputs"].values())
+    stranger = world["owners"]["tax"]  # another member may not watch the bank analyst's session
+    with pytest.raises(ApiCallError) as refused:
+        Client(net.url("bank"), stranger.identity, ca_bundle=net.bundle).call(
+            "GET", f"/v1/tee/sessions/{out['session']}"
+        )
+    assert refused.value.code == "UNKNOWN_SESSION"
+
+
 def test_output_row_below_the_minimum_group_size_is_never_produced(
     net: Network, world: dict[str, Any]
 ) -> None:

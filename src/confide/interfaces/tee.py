@@ -18,6 +18,7 @@ encrypts the output to the requester and nobody else.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -43,6 +44,7 @@ __all__ = [
 ]
 
 _RECIPIENT_SALT = b"confide/tee/recipient/v1"
+PROGRESS_EVERY_S = 2.0
 
 
 class TeeRunFailed(Exception):
@@ -91,6 +93,9 @@ def run_tee_task(
         f"[ledger] run.start {run_id[:16]} at block {r.height}: grants re-checked, quote {att['quote'][:16]}…"
     )
     say("[host] owners verify the quote on their own ledger view and stream their granted columns")
+    done = threading.Event()
+    watcher = threading.Thread(target=_watch, args=(client, session["session"], done, say), daemon=True)
+    watcher.start()
     try:
         out = client.call(
             "POST", f"/v1/tee/sessions/{session['session']}/run", {"run": run_id, "min_height": r.height}
@@ -105,6 +110,9 @@ def run_tee_task(
             reason=exc.message[:2000],
         )
         raise TeeRunFailed(run_id, exc.code, exc.message) from None
+    finally:
+        done.set()
+        watcher.join(timeout=5)
     st = out["statement"]
     f = sdk.finish_run(
         client.ledger,
@@ -115,7 +123,26 @@ def run_tee_task(
         signature=out["signature"],
     )
     say(f"[ledger] run.finish at block {f.height}: output {st['output_digest'][:16]}… sealed on the host")
-    return {"run": run_id, "statement": st, "summary": out["summary"], "attestation": att, "height": f.height}
+    out = {"run": run_id, "statement": st, "summary": out["summary"], "attestation": att, "height": f.height}
+    return out | {"session": session["session"]}
+
+
+def _watch(client: Client, session: str, done: threading.Event, say: Callable[[str], None]) -> None:
+    """Every few seconds, say how far the host got (frames and MB per input), while the run lasts."""
+    last = ""
+    while not done.wait(PROGRESS_EVERY_S):
+        try:
+            p = client.call("GET", f"/v1/tee/sessions/{session}")
+        except ApiCallError:
+            continue
+        parts = [
+            f"{d}: {v['frames']} frames, {v['bytes'] / 1e6:.1f} MB{' (done)' if v['done'] else ''}"
+            for d, v in p["inputs"].items()
+        ]
+        line = f"[host] {p['state']}: " + "; ".join(parts)
+        if line != last:
+            say(line)
+            last = line
 
 
 def release_preview(owner: Client, run_id: str, dataset: str) -> dict[str, Any]:

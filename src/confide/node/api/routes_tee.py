@@ -70,6 +70,15 @@ def open_session(body: SessionIn, request: Request, ctx: Ctx, me: Me) -> dict[st
         raise _api(exc) from None
 
 
+@router.get("/sessions/{session}")
+def session_progress(session: str, request: Request, ctx: Ctx, me: Me) -> dict[str, Any]:
+    """Progress of a session's run: per input, frames and bytes received so far; then its state."""
+    try:
+        return _sessions(request).progress(session, me.key_id)
+    except TeeRefused as exc:
+        raise _api(exc) from None
+
+
 @router.post("/sessions/{session}/run")
 def run_session(session: str, body: RunIn, request: Request, ctx: Ctx, me: Me) -> dict[str, Any]:
     """Fetch every input from its owner into the enclave, run, seal; the statement for your run.finish."""

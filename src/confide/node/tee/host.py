@@ -72,9 +72,10 @@ class _FrameReader:
     appended to that file: the canary test searches it for plaintext.
     """
 
-    def __init__(self, chunks: Iterator[bytes]) -> None:
+    def __init__(self, chunks: Iterator[bytes], progress: dict[str, Any] | None = None) -> None:
         self._chunks, self._buf = chunks, bytearray()
         self._log = os.environ.get("CONFIDE_TEE_WIRE_LOG")
+        self._progress = progress if progress is not None else {}
 
     def _fill(self, n: int) -> bool:
         while len(self._buf) < n:
@@ -94,6 +95,8 @@ class _FrameReader:
                 return  # cut short: the enclave sees no FINAL frame and aborts the input
             frame = bytes(self._buf[4 : 4 + size])
             del self._buf[: 4 + size]
+            self._progress["frames"] = self._progress.get("frames", 0) + 1
+            self._progress["bytes"] = self._progress.get("bytes", 0) + size
             yield frame
 
 
@@ -104,6 +107,7 @@ class EnclaveSessions:
         self.ctx = ctx
         self._lock = threading.Lock()
         self._sessions: dict[str, _Session] = {}
+        self._progress: dict[str, dict[str, Any]] = {}  # session id -> what the requester may watch
         self._platform: HostPlatform | None = None
         verify: Any = client_context(ctx.config.ca_bundle) if ctx.config.ca_bundle else True
         self._http = httpx.Client(timeout=httpx.Timeout(30.0, read=600.0), verify=verify)
@@ -178,12 +182,31 @@ class EnclaveSessions:
             session = self._sessions.pop(session_id, None)
         if session is None or session.requester != requester:
             raise TeeRefused("UNKNOWN_SESSION", "no such enclave session for you; open a new one", 404)
+        progress: dict[str, Any] = {"requester": requester, "state": "fetching", "inputs": {}}
+        with self._lock:
+            self._progress[session_id] = progress
         try:
-            return self._execute(session, run_id)
+            result = self._execute(session, run_id, progress)
+            progress["state"] = "sealed"
+            return result
+        except TeeRefused as exc:
+            progress["state"] = f"failed: {exc.code}"
+            raise
         finally:
             session.host.close()
 
-    def _execute(self, session: _Session, run_id: str) -> dict[str, Any]:
+    def progress(self, session_id: str, requester: str) -> dict[str, Any]:
+        """Where a running session is: per input, frames and bytes relayed so far; then the run."""
+        with self._lock:
+            p = self._progress.get(session_id)
+            if len(self._progress) > 256:  # keep the latest sessions' progress only
+                for k in list(self._progress)[:-256]:
+                    del self._progress[k]
+        if p is None or p["requester"] != requester:
+            raise TeeRefused("UNKNOWN_SESSION", "no such enclave session for you", 404)
+        return {"state": p["state"], "inputs": {k: dict(v) for k, v in p["inputs"].items()}}
+
+    def _execute(self, session: _Session, run_id: str, progress: dict[str, Any]) -> dict[str, Any]:
         run = self.ctx.query_or_none(f"run/{run_id}")
         if run is None or run["task"] != session.task_id:
             raise TeeRefused(
@@ -193,7 +216,10 @@ class EnclaveSessions:
             raise TeeRefused("WRONG_ENCLAVE", "the run names another enclave than this session's")
         task = self._task(session.task_id, session.requester)
         for inp in task["inputs"]:
-            self._fetch(session.host, run_id, inp["dataset"])
+            progress["inputs"][inp["dataset"]] = counters = {"frames": 0, "bytes": 0, "done": False}
+            self._fetch(session.host, run_id, inp["dataset"], counters)
+            counters["done"] = True
+        progress["state"] = "running"
         need = max(
             self.ctx.query(f"dataset/{i['dataset']}").get("min_group_size") or 0 for i in task["inputs"]
         )
@@ -205,7 +231,7 @@ class EnclaveSessions:
         log.info("run %s: sealed output %s", run_id[:16], result.output_digest.hex()[:16])
         return {"statement": result.statement, "signature": result.signature.hex(), "summary": result.summary}
 
-    def _fetch(self, host: EnclaveHost, run_id: str, dataset: str) -> None:
+    def _fetch(self, host: EnclaveHost, run_id: str, dataset: str, counters: dict[str, Any]) -> None:
         org = dataset.split("/", 1)[0]
         base = self.ctx.config.url if org == self.ctx.config.org else self.ctx.config.peers.get(org)
         if base is None:
@@ -225,7 +251,7 @@ class EnclaveSessions:
                         "OWNER_REFUSED", f"{org}'s node refused {dataset}: {_message(resp)}", 403
                     )
                 sender = resp.headers.get("x-confide-sender-key", "")
-                frames = _FrameReader(resp.iter_bytes())
+                frames = _FrameReader(resp.iter_bytes(), counters)
                 try:
                     host.feed(dataset, frames, alias=alias_of(dataset), sender_key_id=sender)
                 except EnclaveError as exc:
