@@ -242,6 +242,10 @@ def test_owners_refuse_a_changed_code_and_a_foreign_root(net: Network, world: di
     datasets = list(COLUMNS)
     session = analyst.call("POST", "/v1/tee/sessions", {"task": other})
     att = session["attestation"]
+    assert analyst.call("DELETE", f"/v1/tee/sessions/{session['session']}")["discarded"] is True
+    with pytest.raises(ApiCallError) as gone:  # its enclave has exited; the quote stays a valid quote
+        analyst.call("DELETE", f"/v1/tee/sessions/{session['session']}")
+    assert gone.value.code == "UNKNOWN_SESSION"
     r = sdk.start_run(analyst.ledger, analyst.identity, task, _digests(world, datasets), attestation=att)
     net.sync()
     refused = _raw_input(net, "bank", "tax", r.tx_id, "tax/collection/filings")

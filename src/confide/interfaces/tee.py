@@ -18,6 +18,7 @@ encrypts the output to the requester and nobody else.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -84,10 +85,16 @@ def run_tee_task(
 ) -> dict[str, Any]:
     """One run of a tee task, hosted by ``client``'s node; the run is on the ledger either way."""
     task = client.query(f"task/{task_id}")
+    digests = _input_digests(client, task)
     say("[host] launching the enclave and quoting it (simulated TEE)")
     session = client.call("POST", "/v1/tee/sessions", {"task": task_id, "min_height": client.last_height})
     att = session["attestation"]
-    r = sdk.start_run(client.ledger, client.identity, task_id, _input_digests(client, task), attestation=att)
+    try:
+        r = sdk.start_run(client.ledger, client.identity, task_id, digests, attestation=att)
+    except BaseException:  # refused (revoked, used up, ...): end the enclave now, not at its expiry
+        with contextlib.suppress(ApiCallError):
+            client.call("DELETE", f"/v1/tee/sessions/{session['session']}")
+        raise
     run_id = r.tx_id
     say(
         f"[ledger] run.start {run_id[:16]} at block {r.height}: grants re-checked, quote {att['quote'][:16]}…"

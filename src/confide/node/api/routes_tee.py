@@ -79,6 +79,16 @@ def session_progress(session: str, request: Request, ctx: Ctx, me: Me) -> dict[s
         raise _api(exc) from None
 
 
+@router.delete("/sessions/{session}")
+def discard_session(session: str, request: Request, ctx: Ctx, me: Me) -> dict[str, Any]:
+    """End an enclave session that will not run (its enclave process exits)."""
+    try:
+        _sessions(request).discard(session, me.key_id)
+    except TeeRefused as exc:
+        raise _api(exc) from None
+    return {"session": session, "discarded": True}
+
+
 @router.post("/sessions/{session}/run")
 def run_session(session: str, body: RunIn, request: Request, ctx: Ctx, me: Me) -> dict[str, Any]:
     """Fetch every input from its owner into the enclave, run, seal; the statement for your run.finish."""

@@ -195,6 +195,15 @@ class EnclaveSessions:
         finally:
             session.host.close()
 
+    def discard(self, session_id: str, requester: str) -> None:
+        """End a session that will not run (e.g. its run.start was refused): the enclave exits now."""
+        with self._lock:
+            session = self._sessions.get(session_id)
+            if session is None or session.requester != requester:
+                raise TeeRefused("UNKNOWN_SESSION", "no such enclave session for you", 404)
+            del self._sessions[session_id]
+        session.host.close()
+
     def progress(self, session_id: str, requester: str) -> dict[str, Any]:
         """Where a running session is: per input, frames and bytes relayed so far; then the run."""
         with self._lock:
