@@ -75,6 +75,24 @@ transfers = Table(
     Column("at", BigInteger, nullable=False),
 )
 
+# Every PSI run this node took part in: one row per (run, dataset), claimed before the engine starts
+# (a replayed request never runs twice); ``ids`` holds the intersection where this node learns it
+# (its own IDs, kept for a later step), ``None`` elsewhere.
+psi_runs = Table(
+    "node_psi_runs",
+    _meta,
+    Column("run", String(64), primary_key=True),
+    Column("dataset", String(200), primary_key=True),
+    Column("session", String(64), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("intersection_size", Integer, nullable=True),
+    Column("output_digest", String(64), nullable=True),
+    Column("ids", JSON, nullable=True),
+    Column("reason", String(500), nullable=False),
+    Column("at", BigInteger, nullable=False),
+)
+
 
 class LocalDB:
     def __init__(self, url: str) -> None:
@@ -136,6 +154,41 @@ class LocalDB:
     def transfers(self, run: str) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(transfers).where(transfers.c.run == run).order_by(transfers.c.dataset))
+            return [dict(r._mapping) for r in rows]
+
+    def claim_psi(self, run: str, dataset: str, session: str, role: str) -> bool:
+        """Record that this dataset takes part in a PSI run; ``False`` if it did before."""
+        row = {"run": run, "dataset": dataset, "session": session, "role": role, "status": "running"}
+        with self._lock, self.engine.begin() as conn:
+            try:
+                with conn.begin_nested():
+                    conn.execute(insert(psi_runs).values(**row, reason="", at=int(time.time() * 1000)))
+            except IntegrityError:
+                return False
+        return True
+
+    def finish_psi(
+        self,
+        run: str,
+        dataset: str,
+        status: str,
+        *,
+        size: int | None = None,
+        output_digest: str | None = None,
+        ids: list[str] | None = None,
+        reason: str = "",
+    ) -> None:
+        values = {"status": status, "intersection_size": size, "output_digest": output_digest, "ids": ids}
+        with self._lock, self.engine.begin() as conn:
+            conn.execute(
+                psi_runs.update()
+                .where(psi_runs.c.run == run, psi_runs.c.dataset == dataset)
+                .values(**values, reason=reason[:500], at=int(time.time() * 1000))
+            )
+
+    def psi_runs(self, run: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(psi_runs).where(psi_runs.c.run == run).order_by(psi_runs.c.dataset))
             return [dict(r._mapping) for r in rows]
 
     def check_and_add(self, nonce: str, now: int, window_s: int = 300) -> bool:

@@ -20,11 +20,14 @@ authenticate the peer (the node's mutual-TLS/signed link): the engine adds no au
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 __all__ = [
+    "ECDH_PSI_CODE",
+    "ECDH_PSI_CODE_DIGEST",
     "Output",
     "Progress",
     "PsiConfig",
@@ -38,6 +41,10 @@ __all__ = [
 ]
 
 Role = Literal["receiver", "sender"]
+
+ECDH_PSI_CODE = "ecdh-psi-x25519/v1"
+"""The code a ``psi`` task names on the ledger for this engine (its ``code_digest`` is the SHA-256)."""
+ECDH_PSI_CODE_DIGEST = hashlib.sha256(ECDH_PSI_CODE.encode()).hexdigest()
 Output = Literal["receiver", "both"]
 Progress = Callable[[int, int], None]
 """Called with (items done, items total) of this party's work; may be called from a worker thread."""

@@ -8,8 +8,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from ..context import NodeContext
+from ..psi import PsiSessions
 from ..tee.host import EnclaveSessions
-from . import routes_data, routes_ledger, routes_tee
+from . import routes_data, routes_ledger, routes_psi, routes_tee
 from .errors import install_error_handlers
 
 __all__ = ["create_node_app"]
@@ -21,13 +22,16 @@ def create_node_app(ctx: NodeContext) -> FastAPI:
         ctx.follower.start()
         yield
         app.state.tee_sessions.close()
+        app.state.psi_sessions.close()
         ctx.close()
 
     app = FastAPI(title=f"Confide node ({ctx.config.org})", version="1", lifespan=lifespan)
     app.state.ctx = ctx
     app.state.tee_sessions = EnclaveSessions(ctx)
+    app.state.psi_sessions = PsiSessions(ctx)
     install_error_handlers(app)
     app.include_router(routes_ledger.router)
     app.include_router(routes_data.router)
     app.include_router(routes_tee.router)
+    app.include_router(routes_psi.router)
     return app

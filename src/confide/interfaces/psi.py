@@ -1,0 +1,106 @@
+"""Driving a psi run from the SDK: the requester's side, through its own org's node (the receiver).
+
+::
+
+    task = submit_psi_task(client, mine=("bank/retail/customers", grant_a, "phone"),
+                           theirs=("telecom/mobile/subscribers", grant_b, "phone"))
+    out = run_psi_task(client, task)   # run.start -> the two nodes run ECDH-PSI -> run.finish
+
+The intersection (the requester org's own IDs) stays on its node for a later step; the requester
+gets its size and ``output_digest`` (SHA-256 of the sorted canonical IDs joined by "\\n"), which
+goes on the ledger with ``run.finish``. A failed run is recorded as failed with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..engines.psi.interface import ECDH_PSI_CODE as PSI_CODE
+from ..engines.psi.interface import ECDH_PSI_CODE_DIGEST as PSI_CODE_DIGEST
+from . import sdk
+from .client import ApiCallError, Client
+
+__all__ = ["PSI_CODE", "PsiRunFailed", "input_digests", "run_psi_task", "submit_psi_task"]
+
+
+class PsiRunFailed(Exception):
+    """The run failed; it is recorded as failed on the ledger with this reason."""
+
+    def __init__(self, run: str, code: str, message: str) -> None:
+        super().__init__(f"run {run[:16]} failed: {code}: {message}")
+        self.run, self.code, self.message = run, code, message
+
+
+def submit_psi_task(
+    client: Client,
+    *,
+    mine: tuple[str, str, str],
+    theirs: tuple[str, str, str],
+    output: str = "receiver",
+) -> str:
+    """Submit a psi task over (dataset, grant, ID column) of each party; returns the task id."""
+    inputs = [{"dataset": d, "grant": g, "columns": [c]} for d, g, c in (mine, theirs)]
+    r = sdk.submit_task(
+        client.ledger,
+        client.identity,
+        engine="psi",
+        inputs=inputs,
+        code_digest=PSI_CODE_DIGEST,
+        params={"output": output},
+    )
+    return r.tx_id
+
+
+def input_digests(client: Client, task: dict[str, Any]) -> list[str]:
+    """The latest dataset version each input's grant covers (what ``run.start`` names)."""
+    out = []
+    for inp in task["inputs"]:
+        grant = client.query(f"application/{inp['grant']}")
+        versions = client.query(f"dataset/{inp['dataset']}")["versions"]
+        if grant["versions"] != "latest":
+            versions = [v for v in versions if v["version"] in grant["versions"]]
+        out.append(versions[-1]["content_digest"])
+    return out
+
+
+def run_psi_task(
+    client: Client,
+    task_id: str,
+    *,
+    say: Callable[[str], None] = lambda _: None,
+    session: str | None = None,
+) -> dict[str, Any]:
+    """One run of a psi task, received by ``client``'s node; the run is on the ledger either way."""
+    task = client.query(f"task/{task_id}")
+    r = sdk.start_run(client.ledger, client.identity, task_id, input_digests(client, task))
+    run_id = r.tx_id
+    say(f"[ledger] run.start {run_id[:16]} at block {r.height}: grants re-checked")
+    say("[node] both nodes check their own grant, then run ECDH-PSI over their signed link")
+    body: dict[str, Any] = {"run": run_id, "min_height": r.height}
+    if session is not None:
+        body["session"] = session
+    try:
+        out = client.call("POST", "/v1/psi/runs", body)
+    except ApiCallError as exc:
+        sdk.finish_run(
+            client.ledger,
+            client.identity,
+            run_id,
+            output_digest=None,
+            status="failed",
+            reason=f"{exc.code}: {exc.message}"[:2000],
+        )
+        raise PsiRunFailed(run_id, exc.code, exc.message) from None
+    f = sdk.finish_run(client.ledger, client.identity, run_id, output_digest=out["output_digest"])
+    say(
+        f"[ledger] run.finish at block {f.height}: {out['intersection_size']} in common, "
+        f"digest {out['output_digest'][:16]}…"
+    )
+    return {
+        "run": run_id,
+        "intersection_size": out["intersection_size"],
+        "output_digest": out["output_digest"],
+        "session": out["session"],
+        "height": f.height,
+    }
