@@ -18,6 +18,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -89,6 +90,25 @@ psi_runs = Table(
     Column("intersection_size", Integer, nullable=True),
     Column("output_digest", String(64), nullable=True),
     Column("ids", JSON, nullable=True),
+    Column("reason", String(500), nullable=False),
+    Column("at", BigInteger, nullable=False),
+)
+
+# Every MPC run this node took part in (as a compute party or as the dealer): one row per run, claimed
+# before the protocol starts. ``share`` is this party's output share message (``reveal_message``
+# bytes): it leaves the node only once the ledger shows the run's release approved.
+mpc_runs = Table(
+    "node_mpc_runs",
+    _meta,
+    Column("run", String(64), primary_key=True),
+    Column("session", String(64), nullable=False, index=True),
+    Column("role", String(16), nullable=False),
+    Column("party", Integer, nullable=False),
+    Column("dataset", String(200), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("spec", JSON, nullable=True),
+    Column("share", LargeBinary, nullable=True),
+    Column("share_digest", String(64), nullable=True),
     Column("reason", String(500), nullable=False),
     Column("at", BigInteger, nullable=False),
 )
@@ -190,6 +210,46 @@ class LocalDB:
         with self.engine.connect() as conn:
             rows = conn.execute(select(psi_runs).where(psi_runs.c.run == run).order_by(psi_runs.c.dataset))
             return [dict(r._mapping) for r in rows]
+
+    def claim_mpc(self, run: str, session: str, role: str, party: int, dataset: str | None) -> bool:
+        """Record that this node takes part in an MPC run; ``False`` if it did before."""
+        row = {"run": run, "session": session, "role": role, "party": party, "dataset": dataset}
+        with self._lock, self.engine.begin() as conn:
+            try:
+                with conn.begin_nested():
+                    conn.execute(
+                        insert(mpc_runs).values(
+                            **row, status="running", reason="", at=int(time.time() * 1000)
+                        )
+                    )
+            except IntegrityError:
+                return False
+        return True
+
+    def finish_mpc(
+        self,
+        run: str,
+        status: str,
+        *,
+        spec: dict[str, Any] | None = None,
+        share: bytes | None = None,
+        share_digest: str | None = None,
+        reason: str = "",
+    ) -> None:
+        values = {"status": status, "spec": spec, "share": share, "share_digest": share_digest}
+        with self._lock, self.engine.begin() as conn:
+            conn.execute(
+                mpc_runs.update()
+                .where(mpc_runs.c.run == run)
+                .values(**values, reason=reason[:500], at=int(time.time() * 1000))
+            )
+
+    def mpc_run(self, run: str | None = None, *, session: str | None = None) -> dict[str, Any] | None:
+        """This node's record of an MPC run, by run id or by session id."""
+        where = mpc_runs.c.run == run if session is None else mpc_runs.c.session == session
+        with self.engine.connect() as conn:
+            r = conn.execute(select(mpc_runs).where(where)).first()
+        return None if r is None else dict(r._mapping)
 
     def check_and_add(self, nonce: str, now: int, window_s: int = 300) -> bool:
         """Request-nonce replay guard that survives restarts (a ``NonceStore``)."""

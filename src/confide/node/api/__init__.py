@@ -8,9 +8,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from ..context import NodeContext
+from ..mpc import MpcSessions
 from ..psi import PsiSessions
 from ..tee.host import EnclaveSessions
-from . import routes_data, routes_ledger, routes_psi, routes_tee
+from . import routes_data, routes_ledger, routes_mpc, routes_psi, routes_tee
 from .errors import install_error_handlers
 
 __all__ = ["create_node_app"]
@@ -23,15 +24,18 @@ def create_node_app(ctx: NodeContext) -> FastAPI:
         yield
         app.state.tee_sessions.close()
         app.state.psi_sessions.close()
+        app.state.mpc_sessions.close()
         ctx.close()
 
     app = FastAPI(title=f"Confide node ({ctx.config.org})", version="1", lifespan=lifespan)
     app.state.ctx = ctx
     app.state.tee_sessions = EnclaveSessions(ctx)
     app.state.psi_sessions = PsiSessions(ctx)
+    app.state.mpc_sessions = MpcSessions(ctx)
     install_error_handlers(app)
     app.include_router(routes_ledger.router)
     app.include_router(routes_data.router)
     app.include_router(routes_tee.router)
     app.include_router(routes_psi.router)
+    app.include_router(routes_mpc.router)
     return app

@@ -1,0 +1,184 @@
+"""Driving an mpc run from the SDK: joint statistics on PSI-aligned rows, released by the owners.
+
+::
+
+    task = submit_mpc_task(client, mine=("bank/retail/customers", grant_a, ["phone", "assets"]),
+                           theirs=("power/mobile/subscribers", grant_b, ["phone", "spend"]),
+                           psi_run=psi["run"], dealer="tax")
+    out = run_mpc_task(client, task)   # run.start -> three nodes compute -> run.finish (commitment)
+    # ... each input owner approves the release on the ledger (sdk.decide_release) ...
+    stats = fetch_mpc_result({"bank": bank_client, "power": power_client}, out["run"])
+
+The outputs stay as additive shares on the two parties' nodes (one share alone is uniformly
+random). ``run.finish`` records ``output_digest`` = SHA-256 of canonical JSON ``{org: SHA-256 of
+that org's share message}``, which opens the release record; each node hands its share to the
+requester only once its own ledger view shows the release approved by every input owner.
+``fetch_mpc_result`` checks both shares against that commitment before it adds them up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..crypto.canonical import canonical_bytes
+from ..engines.mpc import MpcError, reveal
+from ..engines.mpc.stats import StatsSpec, finalize
+from . import sdk
+from .client import ApiCallError, Client
+from .psi import input_digests
+
+__all__ = [
+    "MPC_CODE",
+    "MPC_CODE_DIGEST",
+    "MpcResultInvalid",
+    "MpcRunFailed",
+    "fetch_mpc_result",
+    "run_mpc_task",
+    "submit_mpc_task",
+]
+
+MPC_CODE = "mpc-joint-stats/v1"  # same as confide.node.mpc.MPC_CODE
+MPC_CODE_DIGEST = hashlib.sha256(MPC_CODE.encode("utf-8")).hexdigest()
+REQUESTER = 9  # receiver id in the engine's reveal messages (confide.node.mpc.REQUESTER)
+
+
+class MpcRunFailed(Exception):
+    """The run failed; it is recorded as failed on the ledger with this reason."""
+
+    def __init__(self, run: str, code: str, message: str) -> None:
+        super().__init__(f"run {run[:16]} failed: {code}: {message}")
+        self.run, self.code, self.message = run, code, message
+
+
+class MpcResultInvalid(Exception):
+    """A share does not match the commitment on the ledger, or the shares do not fit together."""
+
+
+def submit_mpc_task(
+    client: Client,
+    *,
+    mine: tuple[str, str, Sequence[str]],
+    theirs: tuple[str, str, Sequence[str]],
+    psi_run: str,
+    dealer: str,
+    group_key: str | None = None,
+    n_groups: int | None = None,
+) -> str:
+    """Submit an mpc joint-statistics task over (dataset, grant, [ID column, value columns...]) of each
+    party, aligned by the (succeeded, output both) psi run ``psi_run``; returns the task id."""
+    inputs = [{"dataset": d, "grant": g, "columns": list(c)} for d, g, c in (mine, theirs)]
+    params: dict[str, Any] = {"psi_run": psi_run, "dealer": dealer}
+    if group_key is not None:
+        params |= {"group_key": group_key, "n_groups": n_groups}
+    r = sdk.submit_task(
+        client.ledger,
+        client.identity,
+        engine="mpc",
+        inputs=inputs,
+        code_digest=MPC_CODE_DIGEST,
+        params=params,
+    )
+    return r.tx_id
+
+
+def run_mpc_task(
+    client: Client, task_id: str, *, say: Callable[[str], None] = lambda _: None, session: str | None = None
+) -> dict[str, Any]:
+    """One run of an mpc task, driven through ``client``'s node; the run is on the ledger either way."""
+    task = client.query(f"task/{task_id}")
+    r = sdk.start_run(client.ledger, client.identity, task_id, input_digests(client, task))
+    run_id = r.tx_id
+    say(f"[ledger] run.start {run_id[:16]} at block {r.height}: grants re-checked")
+    say("[node] both parties check their own grant, align on the psi intersection, compute with the dealer")
+    body: dict[str, Any] = {"run": run_id, "min_height": r.height}
+    if session is not None:
+        body["session"] = session
+    try:
+        out = client.call("POST", "/v1/mpc/runs", body)
+    except ApiCallError as exc:
+        sdk.finish_run(
+            client.ledger,
+            client.identity,
+            run_id,
+            output_digest=None,
+            status="failed",
+            reason=f"{exc.code}: {exc.message}"[:2000],
+        )
+        raise MpcRunFailed(run_id, exc.code, exc.message) from None
+    f = sdk.finish_run(client.ledger, client.identity, run_id, output_digest=out["output_digest"])
+    say(f"[ledger] run.finish at block {f.height}: {out['rows']} rows, shares committed, release pending")
+    return {**out, "height": f.height}
+
+
+def fetch_mpc_result(client_by_org: Mapping[str, Client], run: str) -> dict[str, Any]:
+    """Fetch both parties' shares (each node checks the release), check them against the run's
+    ``output_digest`` on the ledger, reveal and finalize into named statistics."""
+    any_client = next(iter(client_by_org.values()))
+    run_rec = any_client.query(f"run/{run}")
+    task = any_client.query(f"task/{run_rec['task']}")
+    orgs = [any_client.query(f"dataset/{i['dataset']}")["org"] for i in task["inputs"]]
+    answers = {}
+    for org in orgs:
+        c = client_by_org[org]
+        answers[org] = c.call("POST", f"/v1/mpc/shares/{run}", {"min_height": c.last_height})
+    shares = {org: bytes.fromhex(a["share"]) for org, a in answers.items()}
+    digests = {org: hashlib.sha256(b).hexdigest() for org, b in shares.items()}
+    if hashlib.sha256(canonical_bytes(digests)).hexdigest() != run_rec["output_digest"]:
+        raise MpcResultInvalid("the shares do not match the commitment in the run's output_digest")
+    sessions = {a["session"] for a in answers.values()}
+    specs = [a["spec"] for a in answers.values()]
+    if len(sessions) != 1 or any(s != specs[0] for s in specs):
+        raise MpcResultInvalid("the parties' shares belong to different sessions or specs")
+    spec = StatsSpec(**specs[0])
+    by_party = {int(a["party"]): shares[org] for org, a in answers.items()}
+    try:
+        revealed = reveal(by_party, bytes.fromhex(sessions.pop()), REQUESTER, (0, 1), spec.n_outputs)
+        stats = finalize(spec, revealed)
+    except MpcError as exc:
+        raise MpcResultInvalid(f"the shares do not reveal: {exc}") from None
+    return _named(stats, _columns(task, orgs, spec), spec)
+
+
+def _columns(task: dict[str, Any], orgs: list[str], spec: StatsSpec) -> list[str]:
+    """Value column names in the engine's order: party 0 (the requester's org) then party 1."""
+    first = orgs.index(task["requester_org"])
+    ordered = [task["inputs"][first], task["inputs"][1 - first]]
+    gk = task["params"].get("group_key")
+    names = []
+    for inp in ordered:
+        for col in inp["columns"][1:]:
+            if gk != f"{inp['dataset']}:{col}":
+                names.append(f"{inp['dataset']}:{col}")
+    if len(names) != spec.k_a + spec.k_b:
+        raise MpcResultInvalid("the task's columns do not match the statistics spec")
+    return names
+
+
+def _named(stats: dict[str, Any], names: list[str], spec: StatsSpec) -> dict[str, Any]:
+    def vec(a: Any) -> dict[str, float]:
+        return {n: float(v) for n, v in zip(names, np.asarray(a), strict=True)}
+
+    cov = np.asarray(stats["cov"])
+    g = stats["groups"]
+    value_names = names[spec.k_a :] if spec.key_owner == 0 else names[: spec.k_a]
+    return {
+        "count": int(stats["count"]),
+        "columns": names,
+        "sum": vec(stats["sum"]),
+        "mean": vec(stats["mean"]),
+        "var": vec(stats["var"]),
+        "cov": {a: {b: float(cov[i, j]) for j, b in enumerate(names)} for i, a in enumerate(names)},
+        "groups": {
+            "key_owner": int(g["key_owner"]),
+            "value_party": int(g["value_party"]),
+            "columns": value_names,
+            "count": [int(c) for c in g["count"]],
+            "sum": np.asarray(g["sum"]).tolist(),
+            "mean": np.asarray(g["mean"]).tolist(),
+            "var": np.asarray(g["var"]).tolist(),
+        },
+    }

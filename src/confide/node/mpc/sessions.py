@@ -1,0 +1,643 @@
+"""MPC runs between org nodes: joint statistics on PSI-aligned rows (``engines.mpc.stats``).
+
+Three nodes take part: party 0 is the requester's org (one task input), party 1 the partner's org
+(the other input), and the dealer (``params.dealer``, an org that is neither) deals Beaver material.
+The task's requester drives a run through its own node (``POST /v1/mpc/runs``). Each node checks,
+on its own ledger view and before it reads a single value:
+
+1. the run is ``running``, started at most :data:`MAX_RUN_AGE_MS` ago, its task is an ``mpc`` task
+   with the known code (:data:`MPC_CODE`), exactly two inputs ``[ID column, value columns...]``,
+   and params naming a finished psi run over the same two ID columns with ``output: both`` and a
+   dealer org that is neither party's;
+2. party 0: the caller is the task's requester; party 1 and the dealer: the caller is a node of the
+   requester's org;
+3. each party: its own grant is live for the requester, engine ``mpc`` and the input's columns
+   (``enforcement.authorize_use``, logged either way); the dealer reads no data;
+4. this run never ran here before (claimed in the node's database first).
+
+Each party reads only the task's columns through the connector, keeps the rows whose ID is in its
+own record of the psi run's intersection, sorts them by ID and runs its side of the protocol;
+messages are node-signed posts to the peers' inboxes (``/v1/mpc/sessions/{s}/messages``). The
+outputs stay as shares: each party keeps its share message (``reveal_message``) in its own node
+database and answers only its SHA-256. The requester commits to both on the ledger with
+``run.finish`` (``output_digest`` = SHA-256 of canonical JSON ``{org: share digest}``), which opens
+the release record; a party's node hands its share to the requester only when its own ledger view
+shows that release ``released`` (every input owner approved). One share alone is uniformly random.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import secrets
+import threading
+import time
+import unicodedata
+from collections.abc import Callable, Generator
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from ...crypto.canonical import canonical_bytes
+from ...crypto.httpsig import sign_request
+from ...crypto.tls import client_context
+from ...engines.mpc import MpcAbortedError, MpcError, PartyContext, PartyRunner, reveal_message
+from ...engines.mpc.beaver import Dealer
+from ...engines.mpc.fixedpoint import Ring
+from ...engines.mpc.program import Inbound, Round
+from ...engines.mpc.stats import StatsSpec, joint_stats
+from ...engines.psi.interface import ECDH_PSI_CODE_DIGEST
+from ..connectors import ConnectorError, open_connector
+from ..context import NodeContext
+from ..enforcement import EnforcementDenied, authorize_use
+from ..psi.transport import Inbox
+from ..sources import OutsideDataDir, confine
+
+__all__ = [
+    "DEALER",
+    "MAX_MESSAGE",
+    "MAX_RUN_AGE_MS",
+    "MPC_CODE",
+    "MPC_CODE_DIGEST",
+    "REQUESTER",
+    "MpcRefused",
+    "MpcSessions",
+    "commitment",
+    "session_bytes",
+]
+
+MPC_CODE = "mpc-joint-stats/v1"
+MPC_CODE_DIGEST = hashlib.sha256(MPC_CODE.encode("utf-8")).hexdigest()
+MAX_RUN_AGE_MS = 30 * 60 * 1000
+MAX_MESSAGE = 64 << 20
+MAX_GROUPS = 1000
+DEALER = 2  # the dealer's party id; the compute parties are 0 (requester's org) and 1 (partner)
+REQUESTER = 9  # the receiver id in reveal messages (the task's requester, not a compute party)
+IDLE_TIMEOUT_S = 60.0
+SESSION_TTL_S = 30 * 60
+ABORT = b"ABORT:"
+log = logging.getLogger("confide.node.mpc")
+
+
+class MpcRefused(Exception):
+    """An MPC step refused or failed; ``code`` for machines, the message for people (never data)."""
+
+    def __init__(self, code: str, message: str, status: int = 403) -> None:
+        super().__init__(message)
+        self.code, self.message, self.status = code, message, status
+
+
+def session_bytes(run_id: str, session: str) -> bytes:
+    """The engine's 16-byte session id, bound to the run and the node session."""
+    return hashlib.sha256(f"confide-mpc/{run_id}/{session}".encode()).digest()[:16]
+
+
+def commitment(share_digests: dict[str, str]) -> str:
+    """``output_digest`` of an mpc run: SHA-256 of canonical JSON ``{party org: SHA-256(share)}``."""
+    return hashlib.sha256(canonical_bytes(share_digests)).hexdigest()
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything public about a run that every node derives from the ledger alone (party order)."""
+
+    run: dict[str, Any]
+    task: dict[str, Any]
+    orgs: tuple[str, str]  # org of party 0 (the requester's org) and of party 1
+    inputs: tuple[dict[str, Any], dict[str, Any]]
+    digests: tuple[str, str]  # the dataset version each party's input runs on
+    dealer: str
+    spec: StatsSpec
+    value_columns: tuple[list[str], list[str]]
+    key_column: str | None
+    psi_run: str
+
+    def with_rows(self, n_rows: int) -> Plan:
+        return replace(self, spec=replace(self.spec, n_rows=n_rows))
+
+    def column_names(self) -> list[str]:
+        return [f"{self.inputs[p]['dataset']}:{c}" for p in (0, 1) for c in self.value_columns[p]]
+
+
+@dataclass
+class _Session:
+    sid: str
+    run: str
+    me: int
+    peers: dict[str, int]  # org -> party id
+    inboxes: dict[int, Inbox] = field(default_factory=dict)
+    opened: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        self.inboxes = {p: Inbox() for p in self.peers.values()}
+
+
+class MpcSessions:
+    """The MPC sessions of one node (thread-safe)."""
+
+    def __init__(self, ctx: NodeContext) -> None:
+        self.ctx = ctx
+        self._lock = threading.Lock()
+        self._sessions: dict[str, _Session] = {}
+        verify: Any = client_context(ctx.config.ca_bundle) if ctx.config.ca_bundle else True
+        self._http = httpx.Client(timeout=httpx.Timeout(60.0), verify=verify)
+
+    # -- the plan, from the ledger ---------------------------------------------------------------
+    def _org_of(self, dataset: str) -> str:
+        ds = self.ctx.query_or_none(f"dataset/{dataset}")
+        if ds is None:
+            raise MpcRefused("UNKNOWN_DATASET", f"dataset {dataset} is not on the ledger", 404)
+        return str(ds["org"])
+
+    def plan(self, run_id: str) -> Plan:
+        run = self.ctx.query_or_none(f"run/{run_id}")
+        if run is None:
+            raise MpcRefused("UNKNOWN_RUN", f"run {run_id[:16]} is not on this node's ledger (yet)", 404)
+        task = dict(self.ctx.query(f"task/{run['task']}"))
+        if task["engine"] != "mpc":
+            raise MpcRefused(
+                "NOT_MPC", f"task {task['id'][:16]} uses engine {task['engine']!r}, not mpc", 409
+            )
+        if task["code_digest"] != MPC_CODE_DIGEST:
+            raise MpcRefused("UNKNOWN_CODE", f"the task's code digest is not {MPC_CODE!r}", 409)
+        ins = task["inputs"]
+        if len(ins) != 2 or any(len(i["columns"]) < 2 for i in ins):
+            raise MpcRefused(
+                "BAD_TASK", "an mpc task has two inputs, each [ID column, value columns...]", 409
+            )
+        if run["status"] != "running":
+            raise MpcRefused("RUN_NOT_RUNNING", f"run {run_id[:16]} is {run['status']}", 409)
+        if self.ctx.now() - int(run["started_at"]) > MAX_RUN_AGE_MS:
+            raise MpcRefused("RUN_TOO_OLD", "the run started too long ago; start a new run", 409)
+        req_org = str(task["requester_org"])
+        orgs = [self._org_of(i["dataset"]) for i in ins]
+        if orgs.count(req_org) != 1 or orgs[0] == orgs[1]:
+            raise MpcRefused(
+                "BAD_TASK", "one input is the requester org's dataset, the other a partner's", 409
+            )
+        first = orgs.index(req_org)
+        by_party = [ins[first], ins[1 - first]]
+        party_orgs = (orgs[first], orgs[1 - first])
+        params = task["params"]
+        dealer = params.get("dealer")
+        if not isinstance(dealer, str) or not dealer:
+            raise MpcRefused("BAD_TASK", "params.dealer names the org whose node deals Beaver triples", 409)
+        if dealer in party_orgs:
+            raise MpcRefused(
+                "DEALER_IS_A_PARTY",
+                f"the dealer ({dealer!r}) must be a third org: a dealer that is also a party would learn "
+                "the other party's inputs",
+                409,
+            )
+        if self.ctx.query_or_none(f"org/{dealer}") is None:
+            raise MpcRefused("BAD_TASK", f"params.dealer: no org {dealer!r} on the ledger", 409)
+        psi_run = params.get("psi_run")
+        if not isinstance(psi_run, str):
+            raise MpcRefused("BAD_TASK", "params.psi_run names the psi run that aligns the rows", 409)
+        self._check_psi(psi_run, by_party)
+        key_column, key_owner, n_groups = None, 0, 1
+        values = [list(i["columns"][1:]) for i in by_party]
+        gk = params.get("group_key")
+        if gk is not None:
+            if not isinstance(gk, str) or ":" not in gk:
+                raise MpcRefused("BAD_TASK", "params.group_key is '<dataset>:<column>'", 409)
+            ds, col = gk.rsplit(":", 1)
+            owner = next((p for p in (0, 1) if by_party[p]["dataset"] == ds), None)
+            if owner is None or col not in values[owner]:
+                raise MpcRefused("BAD_TASK", "params.group_key: a value column of one input", 409)
+            ng = params.get("n_groups")
+            if type(ng) is not int or not 1 <= ng <= MAX_GROUPS:
+                raise MpcRefused("BAD_TASK", f"params.n_groups: an integer in [1, {MAX_GROUPS}]", 409)
+            values[owner].remove(col)
+            key_column, key_owner, n_groups = col, owner, ng
+        if not values[0] or not values[1]:
+            raise MpcRefused("BAD_TASK", "each input needs at least one value column", 409)
+        spec = StatsSpec(0, len(values[0]), len(values[1]), n_groups, key_owner)
+        digests = (str(run["input_digests"][first]), str(run["input_digests"][1 - first]))
+        return Plan(
+            dict(run),
+            task,
+            party_orgs,
+            (by_party[0], by_party[1]),
+            digests,
+            dealer,
+            spec,
+            (values[0], values[1]),
+            key_column,
+            psi_run,
+        )
+
+    def _check_psi(self, psi_run: str, by_party: list[dict[str, Any]]) -> None:
+        run = self.ctx.query_or_none(f"run/{psi_run}")
+        if run is None or run["status"] != "succeeded":
+            raise MpcRefused("BAD_PSI_RUN", f"params.psi_run {psi_run[:16]} is not a succeeded run", 409)
+        task = self.ctx.query(f"task/{run['task']}")
+        if task["engine"] != "psi" or task["code_digest"] != ECDH_PSI_CODE_DIGEST:
+            raise MpcRefused("BAD_PSI_RUN", "params.psi_run is not a run of a psi task", 409)
+        if task["params"].get("output") != "both":
+            raise MpcRefused("BAD_PSI_RUN", "the psi run must have output 'both' (both parties align)", 409)
+        want = sorted((i["dataset"], i["columns"][0]) for i in by_party)
+        got = sorted((i["dataset"], i["columns"][0]) for i in task["inputs"])
+        if want != got:
+            raise MpcRefused("BAD_PSI_RUN", "the psi run is not over the same datasets' ID columns", 409)
+
+    # -- data ------------------------------------------------------------------------------------
+    def _authorize(self, plan: Plan, party: int) -> None:
+        inp = plan.inputs[party]
+        try:
+            authorize_use(
+                self.ctx,
+                dataset=inp["dataset"],
+                grant_id=inp["grant"],
+                engine="mpc",
+                columns=inp["columns"],
+                requester=plan.task["requester"],
+            )
+        except EnforcementDenied as exc:
+            raise MpcRefused("GRANT_REFUSED", f"grant refused: {exc.reason}") from None
+
+    def _aligned(self, plan: Plan, party: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """This party's value columns (and group keys) on the psi intersection, sorted by ID."""
+        inp = plan.inputs[party]
+        dataset = inp["dataset"]
+        rec = next((r for r in self.ctx.local.psi_runs(plan.psi_run) if r["dataset"] == dataset), None)
+        if rec is None or rec["status"] != "done" or rec["ids"] is None:
+            raise MpcRefused(
+                "NO_INTERSECTION", f"this node holds no intersection of psi run {plan.psi_run[:16]}", 409
+            )
+        common = {unicodedata.normalize("NFC", str(i)) for i in rec["ids"]}
+        spec = self.ctx.local.source_for(dataset, plan.digests[party])
+        if spec is None:
+            raise MpcRefused("NO_SOURCE", f"this node has no source bound for {dataset}", 409)
+        cols = list(inp["columns"])
+        try:
+            batches = list(open_connector(confine(Path(self.ctx.config.data_dir), spec)).batches(cols))
+        except (ConnectorError, OutsideDataDir) as exc:
+            raise MpcRefused("BAD_SOURCE", f"the source of {dataset} cannot be read: {exc}", 409) from None
+        rows: dict[str, list[Any]] = {}
+        for b in batches:
+            ids = b.column(0).to_pylist()
+            data = [b.column(j).to_pylist() for j in range(1, len(cols))]
+            for r, raw in enumerate(ids):
+                if raw is None:
+                    continue
+                key = unicodedata.normalize("NFC", str(raw))
+                if key not in common:
+                    continue
+                if key in rows:
+                    raise MpcRefused("DUPLICATE_IDS", f"{dataset} has an ID twice in the intersection", 409)
+                rows[key] = [d[r] for d in data]
+        if len(rows) != len(common):
+            raise MpcRefused("DATA_CHANGED", f"{dataset} no longer has every ID of the intersection", 409)
+        order = sorted(rows)
+        names = cols[1:]
+        vidx = [names.index(c) for c in plan.value_columns[party]]
+        try:
+            table = np.array([[float(rows[k][j]) for j in vidx] for k in order], dtype=np.float64)
+            keys = None
+            if plan.spec.key_owner == party:  # no group key: one group holding every row
+                keys = np.zeros(len(order), dtype=np.int64)
+            if plan.key_column is not None and plan.spec.key_owner == party:
+                kj = names.index(plan.key_column)
+                raw_keys = [float(rows[k][kj]) for k in order]
+                if any(not v.is_integer() for v in raw_keys):
+                    raise ValueError("group keys are integers")
+                keys = np.array(raw_keys, dtype=np.int64)
+        except (TypeError, ValueError):
+            raise MpcRefused(
+                "BAD_VALUES", f"{dataset}: a value column has a missing or non-numeric value", 409
+            ) from None
+        table = table.reshape(len(order), len(vidx))
+        if not np.isfinite(table).all():
+            raise MpcRefused("BAD_VALUES", f"{dataset}: a value column has a non-finite value", 409)
+        if keys is not None and len(keys) and (keys.min() < 0 or keys.max() >= plan.spec.n_groups):
+            raise MpcRefused(
+                "BAD_GROUP_KEY", f"group keys must be integers in [0, {plan.spec.n_groups})", 409
+            )
+        return table, keys
+
+    # -- sessions and links ----------------------------------------------------------------------
+    def _peer_url(self, org: str) -> str:
+        url = self.ctx.config.peers.get(org)
+        if url is None:
+            raise MpcRefused("NO_PEER", f"no link to org {org!r} configured in node.json peers", 502)
+        return url.rstrip("/")
+
+    def _register(self, sid: str, run_id: str, me: int, plan: Plan) -> _Session:
+        self._expire()
+        orgs = {plan.orgs[0]: 0, plan.orgs[1]: 1, plan.dealer: DEALER}
+        peers = {o: p for o, p in orgs.items() if p != me}
+        for org in peers:
+            self._peer_url(org)
+        with self._lock:
+            if sid in self._sessions:
+                raise MpcRefused("SESSION_EXISTS", "an MPC session with this id is open", 409)
+            s = self._sessions[sid] = _Session(sid, run_id, me, peers)
+        return s
+
+    def _register_claimed(self, sid: str, run_id: str, me: int, plan: Plan) -> _Session:
+        try:
+            return self._register(sid, run_id, me, plan)
+        except MpcRefused as exc:
+            self.ctx.local.finish_mpc(run_id, "failed", reason=f"{exc.code}: {exc.message}")
+            raise
+
+    def _drop(self, s: _Session) -> None:
+        with self._lock:
+            self._sessions.pop(s.sid, None)
+        for inbox in s.inboxes.values():
+            inbox.fail(None)
+
+    def _expire(self) -> None:
+        with self._lock:
+            old = [k for k, s in self._sessions.items() if time.monotonic() - s.opened > SESSION_TTL_S]
+            stale = [self._sessions.pop(k) for k in old]
+        for s in stale:
+            for inbox in s.inboxes.values():
+                inbox.fail(MpcAbortedError("the MPC session expired"))
+
+    def _claim(self, run_id: str, sid: str, role: str, party: int, dataset: str | None) -> None:
+        if not self.ctx.local.claim_mpc(run_id, sid, role, party, dataset):
+            raise MpcRefused("ALREADY_RAN", f"this node already took part in run {run_id[:16]}", 409)
+
+    def _post(self, org: str, path: str, body: bytes, kind: str) -> httpx.Response:
+        headers = sign_request(self.ctx.identity, "POST", path, "", body) | {"Content-Type": kind}
+        return self._http.post(self._peer_url(org) + path, content=body, headers=headers)
+
+    def _send(self, s: _Session, party: int, message: bytes) -> None:
+        org = next(o for o, p in s.peers.items() if p == party)
+        path = f"/v1/mpc/sessions/{s.sid}/messages"
+        deadline, delay = time.monotonic() + IDLE_TIMEOUT_S, 0.02
+        while True:
+            try:
+                resp = self._post(org, path, message, "application/octet-stream")
+            except httpx.HTTPError as exc:
+                raise MpcError(f"{org}'s node is unreachable: {exc}") from None
+            if resp.status_code in (200, 202):
+                return
+            if resp.status_code != 429 or time.monotonic() > deadline:
+                raise MpcError(f"{org}'s node refused an MPC message: {_message(resp)}")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+    def _abort_peers(self, s: _Session, reason: str) -> None:
+        for party in s.peers.values():
+            with contextlib.suppress(MpcError):
+                self._send(s, party, ABORT + reason.encode()[:400])
+
+    def _drive(self, s: _Session, program: Generator[Round, Inbound, Any]) -> Any:
+        runner: PartyRunner[Any] = PartyRunner(program)
+        rnd = runner.start()
+        while rnd is not None:
+            for dst, data in rnd.send.items():
+                self._send(s, dst, data)
+            inbound: dict[int, bytes] = {}
+            for src in sorted(rnd.recv):
+                try:
+                    inbound[src] = s.inboxes[src].get(IDLE_TIMEOUT_S)
+                except TimeoutError:
+                    raise MpcError(f"no message from party {src} within {IDLE_TIMEOUT_S:g} s") from None
+                except EOFError:
+                    raise MpcAbortedError("the MPC session was closed") from None
+            rnd = runner.step(inbound)
+        return runner.result
+
+    def _party_program(self, plan: Plan, s: _Session, table: np.ndarray, keys: np.ndarray | None) -> bytes:
+        """Run this party's side; returns its share message (for the requester, after release)."""
+        sess = session_bytes(plan.run["id"], s.sid)
+        pctx = PartyContext(s.me, (0, 1), sess, dealer=DEALER)
+        shares: list[Ring] = self._drive(s, joint_stats(pctx, plan.spec, table, keys))
+        return reveal_message(sess, s.me, REQUESTER, shares)
+
+    def _dealer_program(self, plan: Plan, s: _Session) -> None:
+        self._drive(s, Dealer(DEALER, (0, 1), session_bytes(plan.run["id"], s.sid)).program())
+
+    def _background(self, s: _Session, name: str, work: Callable[[], None]) -> None:
+        def go() -> None:
+            try:
+                work()
+            finally:
+                self._drop(s)
+
+        threading.Thread(target=go, daemon=True, name=name).start()
+
+    # -- party 0 (the requester's node) ----------------------------------------------------------
+    def run(self, run_id: str, requester: str, session: str | None = None) -> dict[str, Any]:
+        """Run the joint statistics of ``run_id`` as party 0; answers the share commitments."""
+        plan = self.plan(run_id)
+        if plan.task["requester"] != requester:
+            raise MpcRefused("NOT_REQUESTER", "only the task's requester drives its runs")
+        if plan.orgs[0] != self.ctx.config.org:
+            raise MpcRefused("NOT_A_PARTY", "drive an mpc run through the requester org's node", 409)
+        self._authorize(plan, 0)
+        table, keys = self._aligned(plan, 0)
+        plan = plan.with_rows(len(table))
+        spec = plan.spec
+        sid = session or secrets.token_hex(16)
+        self._claim(run_id, sid, "party", 0, plan.inputs[0]["dataset"])
+        s = self._register_claimed(sid, run_id, 0, plan)
+        try:
+            self._open(plan, s, plan.dealer)
+            self._open(plan, s, plan.orgs[1])
+            try:
+                share = self._party_program(plan, s, table, keys)
+            except MpcError as exc:
+                self._abort_peers(s, str(exc))
+                raise MpcRefused("MPC_FAILED", f"the MPC run stopped: {exc}", 502) from None
+            digest = hashlib.sha256(share).hexdigest()
+            theirs = self._peer_digest(plan, s)
+            digests = {plan.orgs[0]: digest, plan.orgs[1]: theirs}
+            self.ctx.local.finish_mpc(run_id, "done", spec=asdict(spec), share=share, share_digest=digest)
+            log.info("mpc run %s: party 0 done on %d rows", run_id[:16], spec.n_rows)
+            return {
+                "run": run_id,
+                "session": sid,
+                "rows": spec.n_rows,
+                "spec": asdict(spec),
+                "columns": plan.column_names(),
+                "share_digests": digests,
+                "output_digest": commitment(digests),
+            }
+        except MpcRefused as exc:
+            self.ctx.local.finish_mpc(run_id, "failed", reason=f"{exc.code}: {exc.message}")
+            raise
+        finally:
+            self._drop(s)
+
+    def _open(self, plan: Plan, s: _Session, org: str) -> None:
+        role = "dealer" if org == plan.dealer else "party"
+        body = canonical_bytes(
+            {
+                "min_height": self.ctx.replica.height,
+                "role": role,
+                "rows": plan.spec.n_rows,
+                "run": s.run,
+                "session": s.sid,
+            }
+        )
+        try:
+            resp = self._post(org, "/v1/mpc/sessions", body, "application/json")
+        except httpx.HTTPError as exc:
+            raise MpcRefused("PEER_UNREACHABLE", f"{org}'s node failed: {exc}", 502) from None
+        if resp.status_code != 200:
+            self._abort_peers(s, f"{org} refused")
+            raise MpcRefused("PEER_REFUSED", f"{org}'s node ({role}) refused: {_message(resp)}", 403)
+
+    def _peer_digest(self, plan: Plan, s: _Session) -> str:
+        """The partner's share digest (its node's record), once its side finished."""
+        path = f"/v1/mpc/sessions/{s.sid}"
+        deadline = time.monotonic() + IDLE_TIMEOUT_S
+        while True:
+            headers = sign_request(self.ctx.identity, "GET", path, "", b"")
+            try:
+                resp = self._http.get(self._peer_url(plan.orgs[1]) + path, headers=headers)
+            except httpx.HTTPError as exc:
+                raise MpcRefused("PEER_UNREACHABLE", f"{plan.orgs[1]}'s node failed: {exc}", 502) from None
+            if resp.status_code != 200:
+                raise MpcRefused("PEER_REFUSED", f"{plan.orgs[1]}'s node: {_message(resp)}", 502)
+            rec = resp.json()
+            if rec["status"] == "done" and isinstance(rec.get("share_digest"), str):
+                return str(rec["share_digest"])
+            if rec["status"] != "running" or time.monotonic() > deadline:
+                raise MpcRefused(
+                    "PEER_FAILED", f"{plan.orgs[1]}'s side: {rec['status']} {rec.get('reason')}", 502
+                )
+            time.sleep(0.05)
+
+    # -- party 1 and the dealer (asked by party 0's node) ----------------------------------------
+    def join(self, run_id: str, session: str, role: str, rows: int, caller_key_id: str) -> dict[str, Any]:
+        """All checks, then this node's side starts in the background."""
+        plan = self.plan(run_id)
+        caller = self.ctx.member(caller_key_id) or {}
+        if "node" not in caller.get("roles", ()) or caller.get("org") != plan.orgs[0]:
+            raise MpcRefused("NOT_REQUESTERS_NODE", "only the node of the task requester's org asks")
+        me = self.ctx.config.org
+        if role == "dealer":
+            if me != plan.dealer:
+                raise MpcRefused("NOT_THE_DEALER", f"the task names {plan.dealer!r} as dealer, not {me!r}")
+            self._claim(run_id, session, "dealer", DEALER, None)
+            s = self._register_claimed(session, run_id, DEALER, plan)
+
+            def deal() -> None:
+                try:
+                    self._dealer_program(plan, s)
+                    self.ctx.local.finish_mpc(run_id, "done")
+                except BaseException as exc:
+                    self.ctx.local.finish_mpc(run_id, "failed", reason=str(exc))
+                    self._abort_peers(s, str(exc))
+                    log.warning("mpc run %s: dealer stopped: %s", run_id[:16], exc)
+
+            self._background(s, "mpc-dealer", deal)
+            return {"session": session, "role": "dealer"}
+        if me != plan.orgs[1]:
+            raise MpcRefused("NOT_A_PARTY", f"org {me!r} holds no input of this task")
+        self._authorize(plan, 1)
+        table, keys = self._aligned(plan, 1)
+        if len(table) != rows:
+            raise MpcRefused(
+                "ROWS_DIFFER", f"the intersections differ: {len(table)} rows here, {rows} there", 409
+            )
+        plan = plan.with_rows(rows)
+        spec = plan.spec
+        self._claim(run_id, session, "party", 1, plan.inputs[1]["dataset"])
+        s = self._register_claimed(session, run_id, 1, plan)
+
+        def compute() -> None:
+            try:
+                share = self._party_program(plan, s, table, keys)
+                digest = hashlib.sha256(share).hexdigest()
+                self.ctx.local.finish_mpc(run_id, "done", spec=asdict(spec), share=share, share_digest=digest)
+                log.info("mpc run %s: party 1 done", run_id[:16])
+            except BaseException as exc:
+                self.ctx.local.finish_mpc(run_id, "failed", reason=str(exc))
+                self._abort_peers(s, str(exc))
+                log.warning("mpc run %s: party 1 stopped: %s", run_id[:16], exc)
+
+        self._background(s, "mpc-party", compute)
+        return {"session": session, "role": "party"}
+
+    # -- inbox, status, release ------------------------------------------------------------------
+    def deliver(self, session: str, caller_key_id: str, message: bytes) -> None:
+        """(Asked by a peer node.) Queue one protocol message for the session, or refuse."""
+        with self._lock:
+            s = self._sessions.get(session)
+        if s is None:
+            raise MpcRefused("UNKNOWN_SESSION", "no such MPC session on this node (it ended or expired)", 404)
+        caller = self.ctx.member(caller_key_id) or {}
+        party = s.peers.get(str(caller.get("org")))
+        if "node" not in caller.get("roles", ()) or party is None:
+            raise MpcRefused("NOT_THE_PEER", "only the session's peer nodes post messages to it")
+        if message.startswith(ABORT):
+            s.inboxes[party].fail(
+                MpcAbortedError(f"party {party} aborted: {message[len(ABORT) :].decode(errors='replace')}")
+            )
+            return
+        if len(message) > MAX_MESSAGE:
+            s.inboxes[party].fail(MpcError(f"party {party} sent an oversized message"))
+            raise MpcRefused("MESSAGE_TOO_LARGE", f"an MPC message is at most {MAX_MESSAGE} bytes", 413)
+        if not s.inboxes[party].put(message):
+            raise MpcRefused("INBOX_FULL", "the MPC session's inbox is full; retry shortly", 429)
+
+    def status(self, session: str, caller_key_id: str) -> dict[str, Any]:
+        """(Asked by a peer node of the run.) This node's record of a session, without the share."""
+        rec = self.ctx.local.mpc_run(session=session)
+        caller = self.ctx.member(caller_key_id) or {}
+        if rec is None:
+            raise MpcRefused("UNKNOWN_SESSION", "no such MPC session on this node", 404)
+        run = self.ctx.query(f"run/{rec['run']}")
+        task = self.ctx.query(f"task/{run['task']}")
+        if "node" not in caller.get("roles", ()) or caller.get("org") != task["requester_org"]:
+            raise MpcRefused("NOT_REQUESTERS_NODE", "only the node of the task requester's org asks")
+        return {k: rec[k] for k in ("run", "role", "party", "status", "share_digest", "reason")}
+
+    def share(self, run_id: str, caller_key_id: str) -> dict[str, Any]:
+        """This party's output share, for the task's requester, once every owner approved the release."""
+        rec = self.ctx.local.mpc_run(run_id)
+        run = self.ctx.query_or_none(f"run/{run_id}")
+        task = None if run is None else self.ctx.query_or_none(f"task/{run['task']}")
+        if task is None or task["requester"] != caller_key_id or rec is None or rec["role"] != "party":
+            raise MpcRefused("UNKNOWN_RUN", "no share of an mpc run of yours on this node", 404)
+        if rec["status"] != "done" or rec["share"] is None:
+            raise MpcRefused("NO_SHARE", f"this node's side of the run is {rec['status']}", 409)
+        rel = self.ctx.query_or_none(f"release/{run_id}")
+        if rel is None or rel["status"] != "released":
+            status = "no release record" if rel is None else rel["status"]
+            approved = {} if rel is None else rel["decisions"]
+            waiting = sorted(
+                d for d in (rel or {}).get("required", []) if approved.get(d, {}).get("decision") != "approve"
+            )
+            raise MpcRefused(
+                "NOT_RELEASED",
+                f"the release of run {run_id[:16]} is {status}; not approved by the owners of: "
+                f"{', '.join(waiting) or '(the run is not finished)'}",
+                409,
+            )
+        return {
+            "run": run_id,
+            "org": self.ctx.config.org,
+            "party": rec["party"],
+            "session": session_bytes(run_id, rec["session"]).hex(),
+            "spec": rec["spec"],
+            "share": bytes(rec["share"]).hex(),
+            "share_digest": rec["share_digest"],
+        }
+
+    def close(self) -> None:
+        with self._lock:
+            sessions, self._sessions = list(self._sessions.values()), {}
+        for s in sessions:
+            for inbox in s.inboxes.values():
+                inbox.fail(None)
+        self._http.close()
+
+
+def _message(resp: httpx.Response) -> str:
+    try:
+        err: dict[str, Any] = resp.json().get("error", {})
+        return f"{err.get('code')}: {err.get('message')}"
+    except ValueError:
+        return f"HTTP {resp.status_code}"
