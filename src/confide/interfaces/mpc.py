@@ -14,6 +14,11 @@ random). ``run.finish`` records ``output_digest`` = SHA-256 of canonical JSON ``
 that org's share message}``, which opens the release record; each node hands its share to the
 requester only once its own ledger view shows the release approved by every input owner.
 ``fetch_mpc_result`` checks both shares against that commitment before it adds them up.
+
+SS-LR (``submit_lr_task``, code ``mpc-ss-lr/v1``): the same flow; the released output is the score
+``u = w . [x_bank | x_partner | 1]`` of every aligned row (the weights never leave the shares), and
+``fetch_mpc_result`` answers ``{"ids": [...], "scores": [...]}`` (the IDs from the requester org's own
+node). ``segment_table`` turns a crossed joint-statistics result (``cross_key``) into cells.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import numpy as np
 
 from ..crypto.canonical import canonical_bytes
 from ..engines.mpc import MpcError, reveal
+from ..engines.mpc import fixedpoint as fp
 from ..engines.mpc.stats import StatsSpec, finalize
 from . import sdk
 from .client import ApiCallError, Client
@@ -34,15 +40,21 @@ from .psi import input_digests
 __all__ = [
     "MPC_CODE",
     "MPC_CODE_DIGEST",
+    "MPC_LR_CODE",
+    "MPC_LR_CODE_DIGEST",
     "MpcResultInvalid",
     "MpcRunFailed",
     "fetch_mpc_result",
     "run_mpc_task",
+    "segment_table",
+    "submit_lr_task",
     "submit_mpc_task",
 ]
 
 MPC_CODE = "mpc-joint-stats/v1"  # same as confide.node.mpc.MPC_CODE
 MPC_CODE_DIGEST = hashlib.sha256(MPC_CODE.encode("utf-8")).hexdigest()
+MPC_LR_CODE = "mpc-ss-lr/v1"  # same as confide.node.mpc.MPC_LR_CODE
+MPC_LR_CODE_DIGEST = hashlib.sha256(MPC_LR_CODE.encode("utf-8")).hexdigest()
 REQUESTER = 9  # receiver id in the engine's reveal messages (confide.node.mpc.REQUESTER)
 
 
@@ -67,6 +79,8 @@ def submit_mpc_task(
     dealer: str,
     group_key: str | None = None,
     n_groups: int | None = None,
+    cross_key: str | None = None,
+    n_cross: int | None = None,
 ) -> str:
     """Submit an mpc joint-statistics task over (dataset, grant, [ID column, value columns...]) of each
     party, aligned by the (succeeded, output both) psi run ``psi_run``; returns the task id."""
@@ -74,12 +88,50 @@ def submit_mpc_task(
     params: dict[str, Any] = {"psi_run": psi_run, "dealer": dealer}
     if group_key is not None:
         params |= {"group_key": group_key, "n_groups": n_groups}
+    if cross_key is not None:
+        params |= {"cross_key": cross_key, "n_cross": n_cross}
     r = sdk.submit_task(
         client.ledger,
         client.identity,
         engine="mpc",
         inputs=inputs,
         code_digest=MPC_CODE_DIGEST,
+        params=params,
+    )
+    return r.tx_id
+
+
+def submit_lr_task(
+    client: Client,
+    *,
+    mine: tuple[str, str, Sequence[str]],
+    theirs: tuple[str, str, Sequence[str]],
+    psi_run: str,
+    dealer: str,
+    label: str,
+    epochs: int = 5,
+    batch_size: int = 256,
+    learning_rate: float = 1.0,
+    shuffle_seed: int = 0,
+) -> str:
+    """Submit an SS-LR task: ``label`` (``'<dataset>:<column>'``, 0/1) is a column of ``mine``; every
+    other value column of both inputs is a feature (standardized by its owner on its own rows)."""
+    inputs = [{"dataset": d, "grant": g, "columns": list(c)} for d, g, c in (mine, theirs)]
+    params: dict[str, Any] = {
+        "psi_run": psi_run,
+        "dealer": dealer,
+        "label": label,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr_milli": round(learning_rate * 1000),  # the ledger signs no floats
+        "shuffle_seed": shuffle_seed,
+    }
+    r = sdk.submit_task(
+        client.ledger,
+        client.identity,
+        engine="mpc",
+        inputs=inputs,
+        code_digest=MPC_LR_CODE_DIGEST,
         params=params,
     )
     return r.tx_id
@@ -133,8 +185,18 @@ def fetch_mpc_result(client_by_org: Mapping[str, Client], run: str) -> dict[str,
     specs = [a["spec"] for a in answers.values()]
     if len(sessions) != 1 or any(s != specs[0] for s in specs):
         raise MpcResultInvalid("the parties' shares belong to different sessions or specs")
-    spec = StatsSpec(**specs[0])
     by_party = {int(a["party"]): shares[org] for org, a in answers.items()}
+    if task["code_digest"] == MPC_LR_CODE_DIGEST:
+        ids = next((a["ids"] for a in answers.values() if int(a["party"]) == 0 and "ids" in a), None)
+        try:
+            (scores,) = reveal(by_party, bytes.fromhex(sessions.pop()), REQUESTER, (0, 1), 1)
+        except MpcError as exc:
+            raise MpcResultInvalid(f"the shares do not reveal: {exc}") from None
+        values = fp.decode(scores)
+        if ids is None or len(ids) != len(values) or values.shape != (int(specs[0]["n_rows"]),):
+            raise MpcResultInvalid("the scores do not match the aligned rows")
+        return {"kind": "ss-lr", "ids": list(ids), "scores": values.tolist(), "spec": specs[0]}
+    spec = StatsSpec(**specs[0])
     try:
         revealed = reveal(by_party, bytes.fromhex(sessions.pop()), REQUESTER, (0, 1), spec.n_outputs)
         stats = finalize(spec, revealed)
@@ -148,14 +210,50 @@ def _columns(task: dict[str, Any], orgs: list[str], spec: StatsSpec) -> list[str
     first = orgs.index(task["requester_org"])
     ordered = [task["inputs"][first], task["inputs"][1 - first]]
     gk = task["params"].get("group_key")
+    ck = task["params"].get("cross_key")
     names = []
     for inp in ordered:
-        for col in inp["columns"][1:]:
-            if gk != f"{inp['dataset']}:{col}":
-                names.append(f"{inp['dataset']}:{col}")
+        ds = inp["dataset"]
+        cols = [f"{ds}:{c}" for c in inp["columns"][1:] if f"{ds}:{c}" not in (gk, ck)]
+        if ck is None:
+            names += cols
+        elif gk is not None and gk.startswith(f"{ds}:"):  # key owner: v * [key = i]
+            names += [f"{c}*[{gk.rsplit(':', 1)[1]}={i}]" for c in cols for i in range(spec.n_groups)]
+        else:  # the other party: [cross = j], then v * [cross = j]
+            n_cross, cname = int(task["params"]["n_cross"]), ck.rsplit(":", 1)[1]
+            names += [f"{ds}:[{cname}={j}]" for j in range(n_cross)]
+            names += [f"{c}*[{cname}={j}]" for c in cols for j in range(n_cross)]
     if len(names) != spec.k_a + spec.k_b:
         raise MpcResultInvalid("the task's columns do not match the statistics spec")
     return names
+
+
+def segment_table(result: Mapping[str, Any], task: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Cells (group i of the group key, level j of the cross key) of a crossed joint-statistics result:
+    ``count`` and, for every value column of either party, ``sum`` and ``mean`` over the cell."""
+    params = task["params"]
+    gk, ck = str(params["group_key"]).rsplit(":", 1)[1], str(params["cross_key"]).rsplit(":", 1)[1]
+    n_groups, n_cross, n = int(params["n_groups"]), int(params["n_cross"]), int(result["count"])
+    g = result["groups"]
+    gcols = list(g["columns"])
+    key_cols = [c for c in result["columns"] if c.endswith(f"*[{gk}=0]")]
+    other_cols = sorted({c.rsplit("*[", 1)[0] for c in gcols if "*[" in c})
+    cells = []
+    for i in range(n_groups):
+        for j in range(n_cross):
+            ind = next(c for c in gcols if c.endswith(f":[{ck}={j}]"))
+            count = round(g["sum"][i][gcols.index(ind)])
+            cell: dict[str, Any] = {gk: i, ck: j, "count": count}
+            for c in other_cols:
+                total = float(g["sum"][i][gcols.index(f"{c}*[{ck}={j}]")])
+                cell[c.rsplit(":", 1)[1]] = {"sum": total, "mean": total / count if count else None}
+            for c0 in key_cols:
+                c = c0.rsplit("*[", 1)[0]
+                a = f"{c}*[{gk}={i}]"
+                total = n * (result["cov"][a][ind] + result["mean"][a] * result["mean"][ind])
+                cell[c.rsplit(":", 1)[1]] = {"sum": total, "mean": total / count if count else None}
+            cells.append(cell)
+    return cells
 
 
 def _named(stats: dict[str, Any], names: list[str], spec: StatsSpec) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""MPC between org nodes: joint statistics (``engines.mpc``) over the nodes' authenticated links."""
+"""MPC between org nodes: joint statistics and SS-LR (``engines.mpc``) over the nodes' authenticated links."""
 
 from .sessions import (
     DEALER,
@@ -6,6 +6,8 @@ from .sessions import (
     MAX_RUN_AGE_MS,
     MPC_CODE,
     MPC_CODE_DIGEST,
+    MPC_LR_CODE,
+    MPC_LR_CODE_DIGEST,
     REQUESTER,
     MpcRefused,
     MpcSessions,
@@ -19,6 +21,8 @@ __all__ = [
     "MAX_RUN_AGE_MS",
     "MPC_CODE",
     "MPC_CODE_DIGEST",
+    "MPC_LR_CODE",
+    "MPC_LR_CODE_DIGEST",
     "REQUESTER",
     "MpcRefused",
     "MpcSessions",

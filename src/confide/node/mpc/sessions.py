@@ -6,9 +6,9 @@ The task's requester drives a run through its own node (``POST /v1/mpc/runs``). 
 on its own ledger view and before it reads a single value:
 
 1. the run is ``running``, started at most :data:`MAX_RUN_AGE_MS` ago, its task is an ``mpc`` task
-   with the known code (:data:`MPC_CODE`), exactly two inputs ``[ID column, value columns...]``,
-   and params naming a finished psi run over the same two ID columns with ``output: both`` and a
-   dealer org that is neither party's;
+   with a known code (:data:`MPC_CODE` or :data:`MPC_LR_CODE`), exactly two inputs
+   ``[ID column, value columns...]``, and params naming a finished psi run over the same two ID
+   columns with ``output: both`` and a dealer org that is neither party's;
 2. party 0: the caller is the task's requester; party 1 and the dealer: the caller is a node of the
    requester's org;
 3. each party: its own grant is live for the requester, engine ``mpc`` and the input's columns
@@ -23,6 +23,26 @@ database and answers only its SHA-256. The requester commits to both on the ledg
 ``run.finish`` (``output_digest`` = SHA-256 of canonical JSON ``{org: share digest}``), which opens
 the release record; a party's node hands its share to the requester only when its own ledger view
 shows that release ``released`` (every input owner approved). One share alone is uniformly random.
+
+Joint statistics may also cross two tiers held by different parties (params ``cross_key`` and
+``n_cross``, with ``group_key``): each party expands its own columns locally before sharing. The key
+owner's value columns ``v`` become ``v * [key = i]`` per group ``i``; the other party's become
+``[cross = j]`` and ``v * [cross = j]`` per level ``j``. The group-by then yields, per cell (i, j), the
+count and the sums of the other party's values, and the cross moments of the covariance yield the
+sums of the key owner's values per cell (``interfaces.mpc.segment_table``).
+
+A second task code, :data:`MPC_LR_CODE` (``mpc-ss-lr/v1``), trains a vertical logistic regression
+(``engines.mpc.logreg.train_ss``) on the same aligned rows: the requester's input holds the 0/1
+label (``params.label``, ``'<dataset>:<column>'``), both inputs hold features; ``epochs``,
+``batch_size``, ``lr_milli`` (learning rate x 1000: the ledger signs no floats), ``shuffle_seed``.
+**Each party standardizes its own feature columns on its own aligned rows** (mean 0, std 1) before
+sharing; the means and deviations never leave it. The weights stay shares; inside the MPC the linear scores
+``u = [X_0 | X_1 | 1] w`` of every aligned row are computed and **only the scores are output**
+(shares, released like the statistics). The requester learns one number per overlapping customer
+(the score; with its own columns known, that reveals the partner's 1-D projection ``X_1 w_1`` per
+row), never the partner's feature columns or the weights. Party 0's node adds the aligned IDs
+(its own psi intersection, in the scores' order) to its share answer, so the requester can attach
+the scores to its customers and compute the AUC against its own labels.
 """
 
 from __future__ import annotations
@@ -46,8 +66,10 @@ from ...crypto.canonical import canonical_bytes
 from ...crypto.httpsig import sign_request
 from ...crypto.tls import client_context
 from ...engines.mpc import MpcAbortedError, MpcError, PartyContext, PartyRunner, reveal_message
-from ...engines.mpc.beaver import Dealer
+from ...engines.mpc import fixedpoint as fp
+from ...engines.mpc.beaver import Dealer, MatTriple, Spec
 from ...engines.mpc.fixedpoint import Ring
+from ...engines.mpc.logreg import LrSpec, train_ss
 from ...engines.mpc.program import Inbound, Round
 from ...engines.mpc.stats import StatsSpec, joint_stats
 from ...engines.psi.interface import ECDH_PSI_CODE_DIGEST
@@ -63,6 +85,8 @@ __all__ = [
     "MAX_RUN_AGE_MS",
     "MPC_CODE",
     "MPC_CODE_DIGEST",
+    "MPC_LR_CODE",
+    "MPC_LR_CODE_DIGEST",
     "REQUESTER",
     "MpcRefused",
     "MpcSessions",
@@ -72,6 +96,10 @@ __all__ = [
 
 MPC_CODE = "mpc-joint-stats/v1"
 MPC_CODE_DIGEST = hashlib.sha256(MPC_CODE.encode("utf-8")).hexdigest()
+MPC_LR_CODE = "mpc-ss-lr/v1"
+MPC_LR_CODE_DIGEST = hashlib.sha256(MPC_LR_CODE.encode("utf-8")).hexdigest()
+MAX_LR_ROWS = 1 << 22
+MAX_CROSS = 64
 MAX_RUN_AGE_MS = 30 * 60 * 1000
 MAX_MESSAGE = 64 << 20
 MAX_GROUPS = 1000
@@ -115,9 +143,17 @@ class Plan:
     value_columns: tuple[list[str], list[str]]
     key_column: str | None
     psi_run: str
+    lr: LrSpec | None = None  # set for an SS-LR task (MPC_LR_CODE); the label is the "group key"
+    cross_column: str | None = None  # the other party's tier column crossed with the group key
+    n_cross: int = 0
 
     def with_rows(self, n_rows: int) -> Plan:
-        return replace(self, spec=replace(self.spec, n_rows=n_rows))
+        lr = None if self.lr is None else replace(self.lr, n_rows=n_rows)
+        return replace(self, spec=replace(self.spec, n_rows=n_rows), lr=lr)
+
+    def spec_record(self) -> dict[str, Any]:
+        """What a party's node stores (and hands out with its share) as the run's public spec."""
+        return asdict(self.spec) if self.lr is None else {"kind": "ss-lr", **asdict(self.lr)}
 
     def column_names(self) -> list[str]:
         return [f"{self.inputs[p]['dataset']}:{c}" for p in (0, 1) for c in self.value_columns[p]]
@@ -162,8 +198,11 @@ class MpcSessions:
             raise MpcRefused(
                 "NOT_MPC", f"task {task['id'][:16]} uses engine {task['engine']!r}, not mpc", 409
             )
-        if task["code_digest"] != MPC_CODE_DIGEST:
-            raise MpcRefused("UNKNOWN_CODE", f"the task's code digest is not {MPC_CODE!r}", 409)
+        if task["code_digest"] not in (MPC_CODE_DIGEST, MPC_LR_CODE_DIGEST):
+            raise MpcRefused(
+                "UNKNOWN_CODE", f"the task's code digest is not {MPC_CODE!r} or {MPC_LR_CODE!r}", 409
+            )
+        is_lr = task["code_digest"] == MPC_LR_CODE_DIGEST
         ins = task["inputs"]
         if len(ins) != 2 or any(len(i["columns"]) < 2 for i in ins):
             raise MpcRefused(
@@ -201,6 +240,8 @@ class MpcSessions:
         self._check_psi(psi_run, by_party)
         key_column, key_owner, n_groups = None, 0, 1
         values = [list(i["columns"][1:]) for i in by_party]
+        if is_lr:
+            return self._lr_plan(run, task, party_orgs, by_party, first, dealer, psi_run, values)
         gk = params.get("group_key")
         if gk is not None:
             if not isinstance(gk, str) or ":" not in gk:
@@ -214,9 +255,29 @@ class MpcSessions:
                 raise MpcRefused("BAD_TASK", f"params.n_groups: an integer in [1, {MAX_GROUPS}]", 409)
             values[owner].remove(col)
             key_column, key_owner, n_groups = col, owner, ng
+        cross_column, n_cross = None, 0
+        ck = params.get("cross_key")
+        if ck is not None:
+            other = 1 - key_owner
+            if key_column is None or not isinstance(ck, str) or ":" not in ck:
+                raise MpcRefused(
+                    "BAD_TASK", "params.cross_key is '<dataset>:<column>', with a group_key", 409
+                )
+            ds, col = ck.rsplit(":", 1)
+            if by_party[other]["dataset"] != ds or col not in values[other]:
+                raise MpcRefused("BAD_TASK", "params.cross_key: a value column of the other input", 409)
+            nc = params.get("n_cross")
+            if type(nc) is not int or not 1 <= nc <= MAX_CROSS:
+                raise MpcRefused("BAD_TASK", f"params.n_cross: an integer in [1, {MAX_CROSS}]", 409)
+            values[other].remove(col)
+            cross_column, n_cross = col, nc
         if not values[0] or not values[1]:
             raise MpcRefused("BAD_TASK", "each input needs at least one value column", 409)
-        spec = StatsSpec(0, len(values[0]), len(values[1]), n_groups, key_owner)
+        ks = [len(values[0]), len(values[1])]
+        if cross_column is not None:  # expanded locally by each party (see the module docstring)
+            ks[key_owner] *= n_groups
+            ks[1 - key_owner] = n_cross * (1 + ks[1 - key_owner])
+        spec = StatsSpec(0, ks[0], ks[1], n_groups, key_owner)
         digests = (str(run["input_digests"][first]), str(run["input_digests"][1 - first]))
         return Plan(
             dict(run),
@@ -229,6 +290,60 @@ class MpcSessions:
             (values[0], values[1]),
             key_column,
             psi_run,
+            cross_column=cross_column,
+            n_cross=n_cross,
+        )
+
+    def _lr_plan(
+        self,
+        run: dict[str, Any],
+        task: dict[str, Any],
+        party_orgs: tuple[str, str],
+        by_party: list[dict[str, Any]],
+        first: int,
+        dealer: str,
+        psi_run: str,
+        values: list[list[str]],
+    ) -> Plan:
+        params = task["params"]
+        label = params.get("label")
+        if not isinstance(label, str) or ":" not in label:
+            raise MpcRefused("BAD_TASK", "params.label is '<dataset>:<column>' of the requester's input", 409)
+        ds, col = label.rsplit(":", 1)
+        if by_party[0]["dataset"] != ds or col not in values[0]:
+            raise MpcRefused("BAD_TASK", "params.label: a column of the requester org's input", 409)
+        values[0].remove(col)
+        if not values[0] or not values[1]:
+            raise MpcRefused("BAD_TASK", "each input needs at least one feature column", 409)
+        epochs, batch, lr_rate = (
+            params.get("epochs", 5),
+            params.get("batch_size", 256),
+            params.get("lr_milli", 1000),
+        )
+        seed = params.get("shuffle_seed", 0)
+        if type(epochs) is not int or not 1 <= epochs <= 100:
+            raise MpcRefused("BAD_TASK", "params.epochs: an integer in [1, 100]", 409)
+        if type(batch) is not int or not 2 <= batch <= 4096 or batch & (batch - 1):
+            raise MpcRefused("BAD_TASK", "params.batch_size: a power of two in [2, 4096]", 409)
+        if type(lr_rate) is not int or not 1 <= lr_rate <= 8000:
+            raise MpcRefused("BAD_TASK", "params.lr_milli: the learning rate in thousandths, [1, 8000]", 409)
+        if type(seed) is not int or not 0 <= seed < 2**32:
+            raise MpcRefused("BAD_TASK", "params.shuffle_seed: an integer in [0, 2^32)", 409)
+        spec = StatsSpec(0, len(values[0]), len(values[1]), 2, 0)
+        lr = LrSpec(0, len(values[0]), len(values[1]), 0, epochs, batch, lr_rate / 1000, seed)
+        digests = (str(run["input_digests"][first]), str(run["input_digests"][1 - first]))
+        return Plan(
+            dict(run),
+            task,
+            party_orgs,
+            (by_party[0], by_party[1]),
+            digests,
+            dealer,
+            spec,
+            (values[0], values[1]),
+            col,
+            psi_run,
+            lr=lr,
         )
 
     def _check_psi(self, psi_run: str, by_party: list[dict[str, Any]]) -> None:
@@ -318,6 +433,19 @@ class MpcSessions:
             raise MpcRefused(
                 "BAD_GROUP_KEY", f"group keys must be integers in [0, {plan.spec.n_groups})", 409
             )
+        if plan.cross_column is not None:
+            if keys is not None:  # the key owner: v * [key = i], per value column, per group
+                hot = np.eye(plan.spec.n_groups)[keys]
+                table = (table[:, :, None] * hot[:, None, :]).reshape(len(order), -1)
+            else:  # the other party: [cross = j] per level, then v * [cross = j] per column, per level
+                raw = [float(rows[k][names.index(plan.cross_column)]) for k in order]
+                if any(not v.is_integer() or not 0 <= v < plan.n_cross for v in raw):
+                    raise MpcRefused(
+                        "BAD_CROSS_KEY", f"{plan.cross_column}: integers in [0, {plan.n_cross})", 409
+                    )
+                hot = np.eye(plan.n_cross)[np.array(raw, dtype=np.int64)].reshape(len(order), plan.n_cross)
+                prod = (table[:, :, None] * hot[:, None, :]).reshape(len(order), -1)
+                table = np.hstack([hot, prod])
         return table, keys
 
     # -- sessions and links ----------------------------------------------------------------------
@@ -410,7 +538,12 @@ class MpcSessions:
         """Run this party's side; returns its share message (for the requester, after release)."""
         sess = session_bytes(plan.run["id"], s.sid)
         pctx = PartyContext(s.me, (0, 1), sess, dealer=DEALER)
-        shares: list[Ring] = self._drive(s, joint_stats(pctx, plan.spec, table, keys))
+        if plan.lr is not None:
+            labels = None if keys is None else keys.astype(np.float64)
+            program = _lr_scores(pctx, plan.lr, _standardize(table), labels)
+        else:
+            program = joint_stats(pctx, plan.spec, table, keys)
+        shares: list[Ring] = self._drive(s, program)
         return reveal_message(sess, s.me, REQUESTER, shares)
 
     def _dealer_program(self, plan: Plan, s: _Session) -> None:
@@ -437,6 +570,7 @@ class MpcSessions:
         table, keys = self._aligned(plan, 0)
         plan = plan.with_rows(len(table))
         spec = plan.spec
+        self._check_lr_rows(plan)
         sid = session or secrets.token_hex(16)
         self._claim(run_id, sid, "party", 0, plan.inputs[0]["dataset"])
         s = self._register_claimed(sid, run_id, 0, plan)
@@ -451,13 +585,15 @@ class MpcSessions:
             digest = hashlib.sha256(share).hexdigest()
             theirs = self._peer_digest(plan, s)
             digests = {plan.orgs[0]: digest, plan.orgs[1]: theirs}
-            self.ctx.local.finish_mpc(run_id, "done", spec=asdict(spec), share=share, share_digest=digest)
+            self.ctx.local.finish_mpc(
+                run_id, "done", spec=plan.spec_record(), share=share, share_digest=digest
+            )
             log.info("mpc run %s: party 0 done on %d rows", run_id[:16], spec.n_rows)
             return {
                 "run": run_id,
                 "session": sid,
                 "rows": spec.n_rows,
-                "spec": asdict(spec),
+                "spec": plan.spec_record(),
                 "columns": plan.column_names(),
                 "share_digests": digests,
                 "output_digest": commitment(digests),
@@ -542,7 +678,7 @@ class MpcSessions:
                 "ROWS_DIFFER", f"the intersections differ: {len(table)} rows here, {rows} there", 409
             )
         plan = plan.with_rows(rows)
-        spec = plan.spec
+        self._check_lr_rows(plan)
         self._claim(run_id, session, "party", 1, plan.inputs[1]["dataset"])
         s = self._register_claimed(session, run_id, 1, plan)
 
@@ -550,7 +686,9 @@ class MpcSessions:
             try:
                 share = self._party_program(plan, s, table, keys)
                 digest = hashlib.sha256(share).hexdigest()
-                self.ctx.local.finish_mpc(run_id, "done", spec=asdict(spec), share=share, share_digest=digest)
+                self.ctx.local.finish_mpc(
+                    run_id, "done", spec=plan.spec_record(), share=share, share_digest=digest
+                )
                 log.info("mpc run %s: party 1 done", run_id[:16])
             except BaseException as exc:
                 self.ctx.local.finish_mpc(run_id, "failed", reason=str(exc))
@@ -616,7 +754,10 @@ class MpcSessions:
                 f"{', '.join(waiting) or '(the run is not finished)'}",
                 409,
             )
-        return {
+        out: dict[str, Any] = {}
+        if rec["party"] == 0 and task["code_digest"] == MPC_LR_CODE_DIGEST:
+            out["ids"] = self._scored_ids(run_id, task)
+        return out | {
             "run": run_id,
             "org": self.ctx.config.org,
             "party": rec["party"],
@@ -626,6 +767,27 @@ class MpcSessions:
             "share_digest": rec["share_digest"],
         }
 
+    def _check_lr_rows(self, plan: Plan) -> None:
+        if plan.lr is None:
+            return
+        if not plan.lr.batch_size <= plan.lr.n_rows <= MAX_LR_ROWS:
+            raise MpcRefused(
+                "TOO_FEW_ROWS" if plan.lr.n_rows < plan.lr.batch_size else "TOO_MANY_ROWS",
+                f"SS-LR needs between batch_size ({plan.lr.batch_size}) and {MAX_LR_ROWS} aligned rows, "
+                f"the intersection has {plan.lr.n_rows}",
+                409,
+            )
+
+    def _scored_ids(self, run_id: str, task: dict[str, Any]) -> list[str]:
+        """(Party 0, SS-LR.) This org's own psi intersection, sorted: the order of the scores."""
+        req_org = str(task["requester_org"])
+        dataset = next((i["dataset"] for i in task["inputs"] if self._org_of(i["dataset"]) == req_org), None)
+        psi = self.ctx.local.psi_runs(str(task["params"]["psi_run"]))
+        rec = next((r for r in psi if r["dataset"] == dataset), None)
+        if rec is None or rec["ids"] is None:
+            raise MpcRefused("NO_INTERSECTION", f"run {run_id[:16]}: this node no longer holds its rows", 409)
+        return sorted({unicodedata.normalize("NFC", str(i)) for i in rec["ids"]})
+
     def close(self) -> None:
         with self._lock:
             sessions, self._sessions = list(self._sessions.values()), {}
@@ -633,6 +795,34 @@ class MpcSessions:
             for inbox in s.inboxes.values():
                 inbox.fail(None)
         self._http.close()
+
+
+def _standardize(table: np.ndarray) -> np.ndarray:
+    """A party's own feature columns to mean 0, std 1 (on its aligned rows, locally; never shared)."""
+    mean = table.mean(axis=0) if len(table) else np.zeros(table.shape[1])
+    std = table.std(axis=0) if len(table) else np.ones(table.shape[1])
+    out: np.ndarray = (table - mean) / np.where(std > 0, std, 1.0)
+    return out
+
+
+def _lr_scores(
+    ctx: PartyContext, spec: LrSpec, features: np.ndarray, labels: np.ndarray | None
+) -> Generator[Round, Inbound, list[Ring]]:
+    """SS-LR, then the shared scores ``[X_0 | X_1 | 1] w`` of every aligned row; the weights stay shares.
+
+    The scoring triple is dealt first (``train_ss`` tells the dealer it is done when it returns), and
+    the features are shared a second time (fresh seeds) for the scoring product."""
+    n, k = spec.n_rows, spec.n_weights
+    (t_score,) = yield from ctx.dealer([Spec.matmul(n, k, 1)])
+    assert isinstance(t_score, MatTriple)
+    kme = spec.k_0 if ctx.party == 0 else spec.k_1
+    shared = yield from ctx.inputs([fp.encode(features)], {0: [(n, spec.k_0)], 1: [(n, spec.k_1)]})
+    x = np.hstack([shared[0][0], shared[1][0], ctx.public(fp.encode(np.ones((n, 1))))])
+    assert features.shape == (n, kme)
+    w = yield from train_ss(ctx, spec, features, labels)
+    u = yield from ctx.matmul(x, w.reshape(k, 1), t_score)
+    (scores,) = yield from ctx.truncate([u.reshape(n)], ctx.frac_bits)
+    return [scores]
 
 
 def _message(resp: httpx.Response) -> str:
