@@ -26,7 +26,7 @@ def test_bench_tee_prints_json_last(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["bench", "tee", "--rows", "20000", "--workdir", str(tmp_path)])
 
     assert result.exit_code == 0, result.output
-    lines = result.output.strip().splitlines()
+    lines = result.stdout.strip().splitlines()
     assert any("generated power 20,000/20,000 rows" in line for line in lines)
     last = json.loads(lines[-1])
     keys = {"rows_per_party", "parties", "enclave_seconds", "plain_seconds", "ratio", "peak_rss_mb"}
