@@ -13,7 +13,7 @@ from ...crypto.httpsig import SignatureRejected, verify_request
 from ..context import NodeContext
 from .errors import ApiError
 
-__all__ = ["Ctx", "Me", "Principal", "require_roles"]
+__all__ = ["Ctx", "Me", "Principal", "require_roles", "wait_for_height"]
 
 log = logging.getLogger("confide.node.auth")
 
@@ -79,3 +79,9 @@ def require_roles(*roles: str, own_org: bool = True) -> Callable[..., Coroutine[
         return me
 
     return dep
+
+
+def wait_for_height(ctx: NodeContext, height: int, timeout_s: float = 15.0) -> None:
+    """Read your own writes: wait until this node applied block ``height`` (-1: do not wait)."""
+    if height > ctx.replica.height and not ctx.follower.wait_for(height, timeout_s):
+        raise ApiError(504, "BEHIND", f"this node has not reached height {height} yet; retry")

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 
 from ...ledger.errors import LedgerError, TxRefused
 from ..enforcement import EnforcementDenied
+from ..refusal import Refused
 
 __all__ = ["ApiError", "install_error_handlers"]
 
@@ -37,6 +38,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _refused(_: Request, exc: TxRefused) -> JSONResponse:
         details = {"tx_id": exc.tx_id, "tx_code": exc.code, "name": exc.name, "reason": exc.reason}
         return _json(409, "TX_REFUSED", f"{exc.name}: {exc.reason}", details)
+
+    @app.exception_handler(Refused)
+    async def _engine(_: Request, exc: Refused) -> JSONResponse:
+        return _json(exc.status, exc.code, exc.message)
 
     @app.exception_handler(EnforcementDenied)
     async def _denied(_: Request, exc: EnforcementDenied) -> JSONResponse:

@@ -18,9 +18,8 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from ..mpc import MpcRefused, MpcSessions
-from .deps import Ctx, Me, Principal, require_roles
-from .errors import ApiError
+from ..mpc import MpcSessions
+from .deps import Ctx, Me, Principal, require_roles, wait_for_height
 
 router = APIRouter(prefix="/v1/mpc")
 Hex64 = Field(pattern=r"^[0-9a-f]{64}$")
@@ -50,33 +49,18 @@ def _sessions(request: Request) -> MpcSessions:
     return sessions
 
 
-def _wait(ctx: Ctx, height: int) -> None:
-    if height > ctx.replica.height and not ctx.follower.wait_for(height, 15.0):
-        raise ApiError(504, "BEHIND", f"this node has not reached height {height} yet; retry")
-
-
-def _api(exc: MpcRefused) -> ApiError:
-    return ApiError(exc.status, exc.code, exc.message)
-
-
 @router.post("/runs")
 def run_mpc(body: RunIn, request: Request, ctx: Ctx, me: Me) -> dict[str, Any]:
     """Run your mpc run with the partner's and the dealer's nodes; the output shares stay on the nodes."""
-    _wait(ctx, body.min_height)
-    try:
-        return _sessions(request).run(body.run, me.key_id, body.session)
-    except MpcRefused as exc:
-        raise _api(exc) from None
+    wait_for_height(ctx, body.min_height)
+    return _sessions(request).run(body.run, me.key_id, body.session)
 
 
 @router.post("/shares/{run}")
 def share(run: str, body: ShareIn, request: Request, ctx: Ctx, me: Me) -> dict[str, Any]:
     """This node's output share of your mpc run, once every input owner approved its release."""
-    _wait(ctx, body.min_height)
-    try:
-        return _sessions(request).share(run, me.key_id)
-    except MpcRefused as exc:
-        raise _api(exc) from None
+    wait_for_height(ctx, body.min_height)
+    return _sessions(request).share(run, me.key_id)
 
 
 @router.post("/sessions")
@@ -84,11 +68,8 @@ def join(
     body: JoinIn, request: Request, ctx: Ctx, me: Principal = Depends(require_roles("node", own_org=False))
 ) -> dict[str, Any]:
     """(Node to node.) Join an mpc run as party 1 or dealer, after this node's checks."""
-    _wait(ctx, body.min_height)
-    try:
-        return _sessions(request).join(body.run, body.session, body.role, body.rows, me.key_id)
-    except MpcRefused as exc:
-        raise _api(exc) from None
+    wait_for_height(ctx, body.min_height)
+    return _sessions(request).join(body.run, body.session, body.role, body.rows, me.key_id)
 
 
 @router.get("/sessions/{session}")
@@ -96,10 +77,7 @@ def status(
     session: str, request: Request, me: Principal = Depends(require_roles("node", own_org=False))
 ) -> dict[str, Any]:
     """(Node to node.) This node's record of a session: status and share digest, never the share."""
-    try:
-        return _sessions(request).status(session, me.key_id)
-    except MpcRefused as exc:
-        raise _api(exc) from None
+    return _sessions(request).status(session, me.key_id)
 
 
 @router.post("/sessions/{session}/messages", status_code=202)
@@ -110,8 +88,5 @@ async def message(
 ) -> Response:
     """(Node to node.) One protocol message (raw bytes) for a session's inbox."""
     body = await request.body()
-    try:
-        await run_in_threadpool(_sessions(request).deliver, session, me.key_id, body)
-    except MpcRefused as exc:
-        raise _api(exc) from None
+    await run_in_threadpool(_sessions(request).deliver, session, me.key_id, body)
     return Response(status_code=202)

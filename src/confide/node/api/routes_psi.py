@@ -15,9 +15,8 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from ..psi import PsiRefused, PsiSessions
-from .deps import Ctx, Me, Principal, require_roles
-from .errors import ApiError
+from ..psi import PsiSessions
+from .deps import Ctx, Me, Principal, require_roles, wait_for_height
 
 router = APIRouter(prefix="/v1/psi")
 Hex64 = Field(pattern=r"^[0-9a-f]{64}$")
@@ -42,32 +41,17 @@ def _sessions(request: Request) -> PsiSessions:
     return sessions
 
 
-def _wait(ctx: Ctx, height: int) -> None:
-    if height > ctx.replica.height and not ctx.follower.wait_for(height, 15.0):
-        raise ApiError(504, "BEHIND", f"this node has not reached height {height} yet; retry")
-
-
-def _api(exc: PsiRefused) -> ApiError:
-    return ApiError(exc.status, exc.code, exc.message)
-
-
 @router.post("/runs")
 def run_psi(body: RunIn, request: Request, ctx: Ctx, me: Me) -> dict[str, Any]:
     """Run your psi run with the partner's node; the intersection stays on this node."""
-    _wait(ctx, body.min_height)
-    try:
-        return _sessions(request).run(body.run, me.key_id, body.session)
-    except PsiRefused as exc:
-        raise _api(exc) from None
+    wait_for_height(ctx, body.min_height)
+    return _sessions(request).run(body.run, me.key_id, body.session)
 
 
 @router.get("/runs/{run}")
 def psi_run(run: str, request: Request, ctx: Ctx, me: Me) -> dict[str, Any]:
     """This node's record of one of your psi runs (status, size, digest; never the IDs)."""
-    try:
-        return _sessions(request).result(run, me.key_id)
-    except PsiRefused as exc:
-        raise _api(exc) from None
+    return _sessions(request).result(run, me.key_id)
 
 
 @router.post("/sessions")
@@ -75,11 +59,8 @@ def join(
     body: JoinIn, request: Request, ctx: Ctx, me: Principal = Depends(require_roles("node", own_org=False))
 ) -> dict[str, Any]:
     """(Node to node.) Join a psi run as the sender of this org's dataset, after this node's checks."""
-    _wait(ctx, body.min_height)
-    try:
-        return _sessions(request).join(body.run, body.dataset, body.session, me.key_id)
-    except PsiRefused as exc:
-        raise _api(exc) from None
+    wait_for_height(ctx, body.min_height)
+    return _sessions(request).join(body.run, body.dataset, body.session, me.key_id)
 
 
 @router.post("/sessions/{session}/messages", status_code=202)
@@ -90,8 +71,5 @@ async def message(
 ) -> Response:
     """(Node to node.) One engine message (raw bytes) for a session's inbox."""
     body = await request.body()
-    try:
-        await run_in_threadpool(_sessions(request).deliver, session, me.key_id, body)
-    except PsiRefused as exc:
-        raise _api(exc) from None
+    await run_in_threadpool(_sessions(request).deliver, session, me.key_id, body)
     return Response(status_code=202)

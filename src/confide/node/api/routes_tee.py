@@ -18,9 +18,7 @@ from pydantic import BaseModel, Field
 from ..tee.host import EnclaveSessions
 from ..tee.owner import open_transfer
 from ..tee.provenance import provenance
-from ..tee.verify import TeeRefused
-from .deps import Ctx, Me, Principal, require_roles
-from .errors import ApiError
+from .deps import Ctx, Me, Principal, require_roles, wait_for_height
 
 router = APIRouter(prefix="/v1/tee")
 Hex64 = Field(pattern=r"^[0-9a-f]{64}$")
@@ -51,72 +49,45 @@ def _sessions(request: Request) -> EnclaveSessions:
     return sessions
 
 
-def _wait(ctx: Ctx, height: int) -> None:
-    if height > ctx.replica.height and not ctx.follower.wait_for(height, 15.0):
-        raise ApiError(504, "BEHIND", f"this node has not reached height {height} yet; retry")
-
-
-def _api(exc: TeeRefused) -> ApiError:
-    return ApiError(exc.status, exc.code, exc.message)
-
-
 @router.post("/sessions")
 def open_session(body: SessionIn, request: Request, ctx: Ctx, me: Me) -> dict[str, Any]:
     """Launch and quote an enclave for one of your tasks; put the attestation into your run.start."""
-    _wait(ctx, body.min_height)
-    try:
-        return _sessions(request).open_session(body.task, me.key_id)
-    except TeeRefused as exc:
-        raise _api(exc) from None
+    wait_for_height(ctx, body.min_height)
+    return _sessions(request).open_session(body.task, me.key_id)
 
 
 @router.get("/sessions/{session}")
 def session_progress(session: str, request: Request, ctx: Ctx, me: Me) -> dict[str, Any]:
     """Progress of a session's run: per input, frames and bytes received so far; then its state."""
-    try:
-        return _sessions(request).progress(session, me.key_id)
-    except TeeRefused as exc:
-        raise _api(exc) from None
+    return _sessions(request).progress(session, me.key_id)
 
 
 @router.delete("/sessions/{session}")
 def discard_session(session: str, request: Request, ctx: Ctx, me: Me) -> dict[str, Any]:
     """End an enclave session that will not run (its enclave process exits)."""
-    try:
-        _sessions(request).discard(session, me.key_id)
-    except TeeRefused as exc:
-        raise _api(exc) from None
+    _sessions(request).discard(session, me.key_id)
     return {"session": session, "discarded": True}
 
 
 @router.post("/sessions/{session}/run")
 def run_session(session: str, body: RunIn, request: Request, ctx: Ctx, me: Me) -> dict[str, Any]:
     """Fetch every input from its owner into the enclave, run, seal; the statement for your run.finish."""
-    _wait(ctx, body.min_height)
-    try:
-        return _sessions(request).execute(session, body.run, me.key_id)
-    except TeeRefused as exc:
-        raise _api(exc) from None
+    wait_for_height(ctx, body.min_height)
+    return _sessions(request).execute(session, body.run, me.key_id)
 
 
 @router.post("/releases/{run}")
 def release(run: str, body: ReleaseIn, request: Request, ctx: Ctx, me: Me) -> dict[str, Any]:
     """The output encrypted to the task's recipient key, if the ledger shows every owner approved."""
-    _wait(ctx, body.min_height)
-    try:
-        return {"run": run, "box": _sessions(request).release(run, me.key_id).hex()}
-    except TeeRefused as exc:
-        raise _api(exc) from None
+    wait_for_height(ctx, body.min_height)
+    return {"run": run, "box": _sessions(request).release(run, me.key_id).hex()}
 
 
 @router.post("/inputs")
 def send_input(body: InputIn, ctx: Ctx, me: Principal = Depends(require_roles("node", own_org=False))) -> Any:
     """(Node to node.) One input of a run, encrypted to the run's attested enclave, as framed bytes."""
-    _wait(ctx, body.min_height)
-    try:
-        frames, sender = open_transfer(ctx, run_id=body.run, dataset=body.dataset, caller_key_id=me.key_id)
-    except TeeRefused as exc:
-        raise _api(exc) from None
+    wait_for_height(ctx, body.min_height)
+    frames, sender = open_transfer(ctx, run_id=body.run, dataset=body.dataset, caller_key_id=me.key_id)
     headers = {"X-Confide-Sender-Key": sender}
     return StreamingResponse(frames, media_type="application/octet-stream", headers=headers)
 
@@ -132,8 +103,5 @@ def transfers(
 @router.get("/provenance/{run}")
 def run_provenance(run: str, ctx: Ctx, me: Me, min_height: int = -1) -> dict[str, Any]:
     """The result's whole chain, re-verified from this node's own ledger view."""
-    _wait(ctx, min_height)
-    try:
-        return provenance(ctx, run)
-    except TeeRefused as exc:
-        raise _api(exc) from None
+    wait_for_height(ctx, min_height)
+    return provenance(ctx, run)

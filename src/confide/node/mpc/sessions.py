@@ -77,6 +77,7 @@ from ..connectors import ConnectorError, open_connector
 from ..context import NodeContext
 from ..enforcement import EnforcementDenied, authorize_use
 from ..psi.transport import Inbox
+from ..refusal import Refused
 from ..sources import OutsideDataDir, confine
 
 __all__ = [
@@ -111,12 +112,8 @@ ABORT = b"ABORT:"
 log = logging.getLogger("confide.node.mpc")
 
 
-class MpcRefused(Exception):
+class MpcRefused(Refused):
     """An MPC step refused or failed; ``code`` for machines, the message for people (never data)."""
-
-    def __init__(self, code: str, message: str, status: int = 403) -> None:
-        super().__init__(message)
-        self.code, self.message, self.status = code, message, status
 
 
 def session_bytes(run_id: str, session: str) -> bytes:

@@ -48,6 +48,7 @@ from ...engines.psi.interface import (
 from ..connectors import ConnectorError, open_connector
 from ..context import NodeContext
 from ..enforcement import EnforcementDenied, authorize_use
+from ..refusal import Refused
 from ..sources import OutsideDataDir, confine
 from .transport import MAX_MESSAGE, HttpTransport, Inbox, PeerRefused, _message
 
@@ -67,12 +68,8 @@ IDLE_TIMEOUT_S = 60.0
 log = logging.getLogger("confide.node.psi")
 
 
-class PsiRefused(Exception):
+class PsiRefused(Refused):
     """A PSI step refused or failed; ``code`` for machines, the message for people (never data)."""
-
-    def __init__(self, code: str, message: str, status: int = 403) -> None:
-        super().__init__(message)
-        self.code, self.message, self.status = code, message, status
 
 
 def output_digest(ids: list[str]) -> str:

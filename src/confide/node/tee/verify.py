@@ -15,18 +15,15 @@ from typing import Any
 from ...engines.tee.attestation import QuoteRejected, VerifiedQuote, mrenclave, report_data, verify_quote
 from ...engines.tee.measurement import locked_deps
 from ..context import NodeContext
+from ..refusal import Refused
 
 __all__ = ["FRESH_BLOCKS", "TeeRefused", "fresh_block_hashes", "verify_run_attestation"]
 
 FRESH_BLOCKS = 100
 
 
-class TeeRefused(Exception):
+class TeeRefused(Refused):
     """A TEE step refused; ``code`` for machines, the message for people (never data)."""
-
-    def __init__(self, code: str, message: str, status: int = 403) -> None:
-        super().__init__(message)
-        self.code, self.message, self.status = code, message, status
 
 
 def fresh_block_hashes(ctx: NodeContext, run_id: str) -> set[str]:
