@@ -34,8 +34,8 @@ from ..engines.mpc import MpcError, reveal
 from ..engines.mpc import fixedpoint as fp
 from ..engines.mpc.stats import StatsSpec, finalize
 from . import sdk
-from .client import ApiCallError, Client
-from .psi import input_digests
+from .client import Client
+from .runs import RunFailed, input_digests, node_step
 
 __all__ = [
     "MPC_CODE",
@@ -58,12 +58,8 @@ MPC_LR_CODE_DIGEST = hashlib.sha256(MPC_LR_CODE.encode("utf-8")).hexdigest()
 REQUESTER = 9  # receiver id in the engine's reveal messages (confide.node.mpc.REQUESTER)
 
 
-class MpcRunFailed(Exception):
+class MpcRunFailed(RunFailed):
     """The run failed; it is recorded as failed on the ledger with this reason."""
-
-    def __init__(self, run: str, code: str, message: str) -> None:
-        super().__init__(f"run {run[:16]} failed: {code}: {message}")
-        self.run, self.code, self.message = run, code, message
 
 
 class MpcResultInvalid(Exception):
@@ -149,18 +145,7 @@ def run_mpc_task(
     body: dict[str, Any] = {"run": run_id, "min_height": r.height}
     if session is not None:
         body["session"] = session
-    try:
-        out = client.call("POST", "/v1/mpc/runs", body)
-    except ApiCallError as exc:
-        sdk.finish_run(
-            client.ledger,
-            client.identity,
-            run_id,
-            output_digest=None,
-            status="failed",
-            reason=f"{exc.code}: {exc.message}"[:2000],
-        )
-        raise MpcRunFailed(run_id, exc.code, exc.message) from None
+    out = node_step(client, run_id, "/v1/mpc/runs", body, MpcRunFailed)
     f = sdk.finish_run(client.ledger, client.identity, run_id, output_digest=out["output_digest"])
     say(f"[ledger] run.finish at block {f.height}: {out['rows']} rows, shares committed, release pending")
     return {**out, "height": f.height}

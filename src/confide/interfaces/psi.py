@@ -19,17 +19,14 @@ from typing import Any
 from ..engines.psi.interface import ECDH_PSI_CODE as PSI_CODE
 from ..engines.psi.interface import ECDH_PSI_CODE_DIGEST as PSI_CODE_DIGEST
 from . import sdk
-from .client import ApiCallError, Client
+from .client import Client
+from .runs import RunFailed, input_digests, node_step
 
 __all__ = ["PSI_CODE", "PsiRunFailed", "input_digests", "run_psi_task", "submit_psi_task"]
 
 
-class PsiRunFailed(Exception):
+class PsiRunFailed(RunFailed):
     """The run failed; it is recorded as failed on the ledger with this reason."""
-
-    def __init__(self, run: str, code: str, message: str) -> None:
-        super().__init__(f"run {run[:16]} failed: {code}: {message}")
-        self.run, self.code, self.message = run, code, message
 
 
 def submit_psi_task(
@@ -52,18 +49,6 @@ def submit_psi_task(
     return r.tx_id
 
 
-def input_digests(client: Client, task: dict[str, Any]) -> list[str]:
-    """The latest dataset version each input's grant covers (what ``run.start`` names)."""
-    out = []
-    for inp in task["inputs"]:
-        grant = client.query(f"application/{inp['grant']}")
-        versions = client.query(f"dataset/{inp['dataset']}")["versions"]
-        if grant["versions"] != "latest":
-            versions = [v for v in versions if v["version"] in grant["versions"]]
-        out.append(versions[-1]["content_digest"])
-    return out
-
-
 def run_psi_task(
     client: Client,
     task_id: str,
@@ -80,18 +65,7 @@ def run_psi_task(
     body: dict[str, Any] = {"run": run_id, "min_height": r.height}
     if session is not None:
         body["session"] = session
-    try:
-        out = client.call("POST", "/v1/psi/runs", body)
-    except ApiCallError as exc:
-        sdk.finish_run(
-            client.ledger,
-            client.identity,
-            run_id,
-            output_digest=None,
-            status="failed",
-            reason=f"{exc.code}: {exc.message}"[:2000],
-        )
-        raise PsiRunFailed(run_id, exc.code, exc.message) from None
+    out = node_step(client, run_id, "/v1/psi/runs", body, PsiRunFailed)
     f = sdk.finish_run(client.ledger, client.identity, run_id, output_digest=out["output_digest"])
     say(
         f"[ledger] run.finish at block {f.height}: {out['intersection_size']} in common, "

@@ -33,6 +33,7 @@ from ..engines.tee.wire import open_release
 from ..ledger import Receipt
 from . import sdk
 from .client import ApiCallError, Client
+from .runs import RunFailed, input_digests
 
 __all__ = [
     "TeeRunFailed",
@@ -48,12 +49,8 @@ _RECIPIENT_SALT = b"confide/tee/recipient/v1"
 PROGRESS_EVERY_S = 2.0
 
 
-class TeeRunFailed(Exception):
+class TeeRunFailed(RunFailed):
     """The run failed; it is recorded as failed on the ledger with this reason."""
-
-    def __init__(self, run: str, code: str, message: str) -> None:
-        super().__init__(f"run {run[:16]} failed: {code}: {message}")
-        self.run, self.code, self.message = run, code, message
 
 
 def recipient_key(identity: Identity) -> X25519PrivateKey:
@@ -69,23 +66,12 @@ def recipient_public(identity: Identity) -> str:
     return recipient_key(identity).public_key().public_bytes_raw().hex()
 
 
-def _input_digests(client: Client, task: dict[str, Any]) -> list[str]:
-    out = []
-    for inp in task["inputs"]:
-        grant = client.query(f"application/{inp['grant']}")
-        versions = client.query(f"dataset/{inp['dataset']}")["versions"]
-        if grant["versions"] != "latest":
-            versions = [v for v in versions if v["version"] in grant["versions"]]
-        out.append(versions[-1]["content_digest"])
-    return out
-
-
 def run_tee_task(
     client: Client, task_id: str, *, say: Callable[[str], None] = lambda _: None
 ) -> dict[str, Any]:
     """One run of a tee task, hosted by ``client``'s node; the run is on the ledger either way."""
     task = client.query(f"task/{task_id}")
-    digests = _input_digests(client, task)
+    digests = input_digests(client, task)
     say("[host] launching the enclave and quoting it (simulated TEE)")
     session = client.call("POST", "/v1/tee/sessions", {"task": task_id, "min_height": client.last_height})
     att = session["attestation"]

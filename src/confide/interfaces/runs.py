@@ -1,0 +1,49 @@
+"""What every engine's run looks like from the SDK: the input versions it names, and its failure.
+
+``run_tee_task``, ``run_psi_task`` and ``run_mpc_task`` all start a run on the ledger, ask a node to
+do the engine's work, and record the run as failed when a node refuses; these are their shared parts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import sdk
+from .client import ApiCallError, Client
+
+__all__ = ["RunFailed", "input_digests", "node_step"]
+
+
+class RunFailed(Exception):
+    """The run failed; it is recorded as failed on the ledger with this reason."""
+
+    def __init__(self, run: str, code: str, message: str) -> None:
+        super().__init__(f"run {run[:16]} failed: {code}: {message}")
+        self.run, self.code, self.message = run, code, message
+
+
+def input_digests(client: Client, task: dict[str, Any]) -> list[str]:
+    """The latest dataset version each input's grant covers (what ``run.start`` names)."""
+    out = []
+    for inp in task["inputs"]:
+        grant = client.query(f"application/{inp['grant']}")
+        versions = client.query(f"dataset/{inp['dataset']}")["versions"]
+        if grant["versions"] != "latest":
+            versions = [v for v in versions if v["version"] in grant["versions"]]
+        out.append(versions[-1]["content_digest"])
+    return out
+
+
+def node_step(
+    client: Client, run_id: str, path: str, body: dict[str, Any], failed: type[RunFailed]
+) -> dict[str, Any]:
+    """POST one step of a run to ``client``'s node; on refusal record the run failed and raise ``failed``."""
+    try:
+        out: dict[str, Any] = client.call("POST", path, body)
+    except ApiCallError as exc:
+        reason = f"{exc.code}: {exc.message}"[:2000]
+        sdk.finish_run(
+            client.ledger, client.identity, run_id, output_digest=None, status="failed", reason=reason
+        )
+        raise failed(run_id, exc.code, exc.message) from None
+    return out
