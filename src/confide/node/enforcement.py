@@ -16,8 +16,9 @@ from typing import Any
 
 from ..ledger.contract.ctx import effective_grant_status
 from .context import NodeContext
+from .refusal import Refused
 
-__all__ = ["EnforcementDenied", "authorize_use"]
+__all__ = ["EnforcementDenied", "authorize_task_input", "authorize_use"]
 
 
 class EnforcementDenied(Exception):
@@ -70,3 +71,20 @@ def authorize_use(
         raise
     ctx.local.record_use(**row, allowed=1, reason="")
     return grant
+
+
+def authorize_task_input(
+    ctx: NodeContext, task: dict[str, Any], inp: dict[str, Any], engine: str
+) -> dict[str, Any]:
+    """:func:`authorize_use` for one input of a task run by ``engine``; refused ``GRANT_REFUSED``."""
+    try:
+        return authorize_use(
+            ctx,
+            dataset=inp["dataset"],
+            grant_id=inp["grant"],
+            engine=engine,
+            columns=inp["columns"],
+            requester=task["requester"],
+        )
+    except EnforcementDenied as exc:
+        raise Refused("GRANT_REFUSED", f"grant refused: {exc.reason}") from None

@@ -2,14 +2,24 @@
 
 The binding stores the spec as the owner gave it (paths relative to the data folder); every reader
 resolves it with :func:`confine` first, so a spec can never point at the node's own database or keys.
+:func:`read_version` is how every engine reads a dataset version for a run: only the columns asked.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["OutsideDataDir", "confine"]
+import pyarrow as pa
+
+from .connectors import ConnectorError, open_connector
+from .refusal import Refused
+
+if TYPE_CHECKING:
+    from .context import NodeContext
+
+__all__ = ["OutsideDataDir", "confine", "read_version"]
 
 
 class OutsideDataDir(Exception):
@@ -35,3 +45,26 @@ def confine(data_dir: Path, spec: dict[str, Any]) -> dict[str, Any]:
             raise OutsideDataDir("SQLite sources must name a file in the data folder")
         return {**spec, "url": f"sqlite:///{_inside(root, rel)}"}
     return spec
+
+
+def read_version(ctx: NodeContext, dataset: str, digest: str, columns: list[str]) -> Iterator[pa.RecordBatch]:
+    """``columns`` of the version ``digest`` of ``dataset``, through its bound source, as Arrow batches.
+
+    Refused ``NO_SOURCE`` when nothing is bound to that version and ``BAD_SOURCE`` when the source
+    cannot be read (also while iterating).
+    """
+    spec = ctx.local.source_for(dataset, digest)
+    if spec is None:
+        raise Refused("NO_SOURCE", f"this node has no source bound for {dataset} version {digest[:16]}", 409)
+    try:
+        batches = open_connector(confine(Path(ctx.config.data_dir), spec)).batches(columns)
+    except (ConnectorError, OutsideDataDir) as exc:
+        raise Refused("BAD_SOURCE", f"the source of {dataset} cannot be read: {exc}", 409) from None
+    return _guarded(batches, dataset)
+
+
+def _guarded(batches: Iterator[pa.RecordBatch], dataset: str) -> Iterator[pa.RecordBatch]:
+    try:
+        yield from batches
+    except (ConnectorError, OutsideDataDir) as exc:
+        raise Refused("BAD_SOURCE", f"the source of {dataset} cannot be read: {exc}", 409) from None

@@ -56,7 +56,6 @@ import time
 import unicodedata
 from collections.abc import Callable, Generator
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -64,7 +63,6 @@ import numpy as np
 
 from ...crypto.canonical import canonical_bytes
 from ...crypto.httpsig import sign_request
-from ...crypto.tls import client_context
 from ...engines.mpc import MpcAbortedError, MpcError, PartyContext, PartyRunner, reveal_message
 from ...engines.mpc import fixedpoint as fp
 from ...engines.mpc.beaver import Dealer, MatTriple, Spec
@@ -73,12 +71,12 @@ from ...engines.mpc.logreg import LrSpec, train_ss
 from ...engines.mpc.program import Inbound, Round
 from ...engines.mpc.stats import StatsSpec, joint_stats
 from ...engines.psi.interface import ECDH_PSI_CODE_DIGEST
-from ..connectors import ConnectorError, open_connector
 from ..context import NodeContext
-from ..enforcement import EnforcementDenied, authorize_use
+from ..enforcement import authorize_task_input
+from ..peers import error_text, peer_client
 from ..psi.transport import Inbox
 from ..refusal import Refused
-from ..sources import OutsideDataDir, confine
+from ..sources import read_version
 
 __all__ = [
     "DEALER",
@@ -176,8 +174,7 @@ class MpcSessions:
         self.ctx = ctx
         self._lock = threading.Lock()
         self._sessions: dict[str, _Session] = {}
-        verify: Any = client_context(ctx.config.ca_bundle) if ctx.config.ca_bundle else True
-        self._http = httpx.Client(timeout=httpx.Timeout(60.0), verify=verify)
+        self._http = peer_client(ctx, httpx.Timeout(60.0))
 
     # -- the plan, from the ledger ---------------------------------------------------------------
     def _org_of(self, dataset: str) -> str:
@@ -358,20 +355,6 @@ class MpcSessions:
             raise MpcRefused("BAD_PSI_RUN", "the psi run is not over the same datasets' ID columns", 409)
 
     # -- data ------------------------------------------------------------------------------------
-    def _authorize(self, plan: Plan, party: int) -> None:
-        inp = plan.inputs[party]
-        try:
-            authorize_use(
-                self.ctx,
-                dataset=inp["dataset"],
-                grant_id=inp["grant"],
-                engine="mpc",
-                columns=inp["columns"],
-                requester=plan.task["requester"],
-            )
-        except EnforcementDenied as exc:
-            raise MpcRefused("GRANT_REFUSED", f"grant refused: {exc.reason}") from None
-
     def _aligned(self, plan: Plan, party: int) -> tuple[np.ndarray, np.ndarray | None]:
         """This party's value columns (and group keys) on the psi intersection, sorted by ID."""
         inp = plan.inputs[party]
@@ -382,14 +365,8 @@ class MpcSessions:
                 "NO_INTERSECTION", f"this node holds no intersection of psi run {plan.psi_run[:16]}", 409
             )
         common = {unicodedata.normalize("NFC", str(i)) for i in rec["ids"]}
-        spec = self.ctx.local.source_for(dataset, plan.digests[party])
-        if spec is None:
-            raise MpcRefused("NO_SOURCE", f"this node has no source bound for {dataset}", 409)
         cols = list(inp["columns"])
-        try:
-            batches = list(open_connector(confine(Path(self.ctx.config.data_dir), spec)).batches(cols))
-        except (ConnectorError, OutsideDataDir) as exc:
-            raise MpcRefused("BAD_SOURCE", f"the source of {dataset} cannot be read: {exc}", 409) from None
+        batches = list(read_version(self.ctx, dataset, plan.digests[party], cols))
         rows: dict[str, list[Any]] = {}
         for b in batches:
             ids = b.column(0).to_pylist()
@@ -505,7 +482,7 @@ class MpcSessions:
             if resp.status_code in (200, 202):
                 return
             if resp.status_code != 429 or time.monotonic() > deadline:
-                raise MpcError(f"{org}'s node refused an MPC message: {_message(resp)}")
+                raise MpcError(f"{org}'s node refused an MPC message: {error_text(resp)}")
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
 
@@ -563,7 +540,7 @@ class MpcSessions:
             raise MpcRefused("NOT_REQUESTER", "only the task's requester drives its runs")
         if plan.orgs[0] != self.ctx.config.org:
             raise MpcRefused("NOT_A_PARTY", "drive an mpc run through the requester org's node", 409)
-        self._authorize(plan, 0)
+        authorize_task_input(self.ctx, plan.task, plan.inputs[0], "mpc")
         table, keys = self._aligned(plan, 0)
         plan = plan.with_rows(len(table))
         spec = plan.spec
@@ -618,7 +595,7 @@ class MpcSessions:
             raise MpcRefused("PEER_UNREACHABLE", f"{org}'s node failed: {exc}", 502) from None
         if resp.status_code != 200:
             self._abort_peers(s, f"{org} refused")
-            raise MpcRefused("PEER_REFUSED", f"{org}'s node ({role}) refused: {_message(resp)}", 403)
+            raise MpcRefused("PEER_REFUSED", f"{org}'s node ({role}) refused: {error_text(resp)}", 403)
 
     def _peer_digest(self, plan: Plan, s: _Session) -> str:
         """The partner's share digest (its node's record), once its side finished."""
@@ -631,7 +608,7 @@ class MpcSessions:
             except httpx.HTTPError as exc:
                 raise MpcRefused("PEER_UNREACHABLE", f"{plan.orgs[1]}'s node failed: {exc}", 502) from None
             if resp.status_code != 200:
-                raise MpcRefused("PEER_REFUSED", f"{plan.orgs[1]}'s node: {_message(resp)}", 502)
+                raise MpcRefused("PEER_REFUSED", f"{plan.orgs[1]}'s node: {error_text(resp)}", 502)
             rec = resp.json()
             if rec["status"] == "done" and isinstance(rec.get("share_digest"), str):
                 return str(rec["share_digest"])
@@ -668,7 +645,7 @@ class MpcSessions:
             return {"session": session, "role": "dealer"}
         if me != plan.orgs[1]:
             raise MpcRefused("NOT_A_PARTY", f"org {me!r} holds no input of this task")
-        self._authorize(plan, 1)
+        authorize_task_input(self.ctx, plan.task, plan.inputs[1], "mpc")
         table, keys = self._aligned(plan, 1)
         if len(table) != rows:
             raise MpcRefused(
@@ -820,11 +797,3 @@ def _lr_scores(
     u = yield from ctx.matmul(x, w.reshape(k, 1), t_score)
     (scores,) = yield from ctx.truncate([u.reshape(n)], ctx.frac_bits)
     return [scores]
-
-
-def _message(resp: httpx.Response) -> str:
-    try:
-        err: dict[str, Any] = resp.json().get("error", {})
-        return f"{err.get('code')}: {err.get('message')}"
-    except ValueError:
-        return f"HTTP {resp.status_code}"

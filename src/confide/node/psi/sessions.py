@@ -26,14 +26,12 @@ import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
 
 from ...crypto.canonical import canonical_bytes
 from ...crypto.httpsig import sign_request
-from ...crypto.tls import client_context
 from ...engines.psi.ecdh import EcdhPsi, new_pool
 from ...engines.psi.interface import (
     ECDH_PSI_CODE,
@@ -45,12 +43,12 @@ from ...engines.psi.interface import (
     PsiResult,
     Role,
 )
-from ..connectors import ConnectorError, open_connector
 from ..context import NodeContext
-from ..enforcement import EnforcementDenied, authorize_use
+from ..enforcement import authorize_task_input
+from ..peers import error_text, peer_client
 from ..refusal import Refused
-from ..sources import OutsideDataDir, confine
-from .transport import MAX_MESSAGE, HttpTransport, Inbox, PeerRefused, _message
+from ..sources import read_version
+from .transport import MAX_MESSAGE, HttpTransport, Inbox, PeerRefused
 
 __all__ = [
     "MAX_RUN_AGE_MS",
@@ -96,8 +94,7 @@ class PsiSessions:
         self._lock = threading.Lock()
         self._sessions: dict[str, _Session] = {}
         self._pool: ProcessPoolExecutor | None = None
-        verify: Any = client_context(ctx.config.ca_bundle) if ctx.config.ca_bundle else True
-        self._http = httpx.Client(timeout=httpx.Timeout(30.0), verify=verify)
+        self._http = peer_client(ctx, httpx.Timeout(30.0))
 
     # -- shared checks ---------------------------------------------------------------------------
     def _run_and_task(self, run_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -127,31 +124,10 @@ class PsiSessions:
             raise PsiRefused("UNKNOWN_DATASET", f"dataset {dataset} is not on the ledger", 404)
         return str(ds["org"])
 
-    def _authorize(self, task: dict[str, Any], inp: dict[str, Any]) -> None:
-        try:
-            authorize_use(
-                self.ctx,
-                dataset=inp["dataset"],
-                grant_id=inp["grant"],
-                engine="psi",
-                columns=inp["columns"],
-                requester=task["requester"],
-            )
-        except EnforcementDenied as exc:
-            raise PsiRefused("GRANT_REFUSED", f"grant refused: {exc.reason}") from None
-
     def _read_ids(self, dataset: str, digest: str, column: str) -> list[str]:
         """The ID column of the dataset version the run names, read through the connector (only it)."""
-        spec = self.ctx.local.source_for(dataset, digest)
-        if spec is None:
-            raise PsiRefused(
-                "NO_SOURCE", f"this node has no source bound for {dataset} version {digest[:16]}", 409
-            )
-        try:
-            batches = open_connector(confine(Path(self.ctx.config.data_dir), spec)).batches([column])
-            return [str(v) for b in batches for v in b.column(0).to_pylist() if v is not None]
-        except (ConnectorError, OutsideDataDir) as exc:
-            raise PsiRefused("BAD_SOURCE", f"the source of {dataset} cannot be read: {exc}", 409) from None
+        batches = read_version(self.ctx, dataset, digest, [column])
+        return [str(v) for b in batches for v in b.column(0).to_pylist() if v is not None]
 
     def _peer_url(self, org: str) -> str:
         url = self.ctx.config.peers.get(org)
@@ -220,7 +196,7 @@ class PsiSessions:
         mine = orgs.index(me)
         inp, other = task["inputs"][mine], task["inputs"][1 - mine]
         peer_org = orgs[1 - mine]
-        self._authorize(task, inp)
+        authorize_task_input(self.ctx, task, inp, "psi")
         ids = self._read_ids(inp["dataset"], run["input_digests"][mine], inp["columns"][0])
         sid = session or secrets.token_hex(16)
         self._claim(run_id, inp["dataset"], sid, "receiver")
@@ -268,7 +244,7 @@ class PsiSessions:
         except httpx.HTTPError as exc:
             raise PsiRefused("PEER_UNREACHABLE", f"{org}'s node failed: {exc}", 502) from None
         if resp.status_code != 200:
-            raise PsiRefused("PEER_REFUSED", f"{org}'s node refused {dataset}: {_message(resp)}", 403)
+            raise PsiRefused("PEER_REFUSED", f"{org}'s node refused {dataset}: {error_text(resp)}", 403)
 
     # -- sender (the partner's node) -------------------------------------------------------------
     def join(self, run_id: str, dataset: str, session: str, caller_key_id: str) -> dict[str, Any]:
@@ -287,7 +263,7 @@ class PsiSessions:
         if self._org_of(other["dataset"]) != caller["org"]:
             raise PsiRefused("NOT_REQUESTERS_NODE", "the other input does not belong to the caller's org")
         inp = task["inputs"][index]
-        self._authorize(task, inp)
+        authorize_task_input(self.ctx, task, inp, "psi")
         ids = self._read_ids(dataset, run["input_digests"][index], inp["columns"][0])
         self._claim(run_id, dataset, session, "sender")
         s = self._register(session, run_id, "sender", str(caller["org"]))

@@ -16,7 +16,6 @@ import os
 import queue
 import threading
 import time
-from typing import Any
 
 import httpx
 
@@ -24,6 +23,7 @@ from ...crypto.httpsig import sign_request
 from ...crypto.identity import Identity
 from ...engines.psi.interface import MAX_BATCH, PsiProtocolError
 from ...engines.psi.wire import HEADER, POINT
+from ..peers import error_text
 
 __all__ = ["INBOX_DEPTH", "MAX_MESSAGE", "HttpTransport", "Inbox", "PeerRefused"]
 
@@ -112,17 +112,9 @@ class HttpTransport:
                 self.sent_bytes += len(message)
                 return
             if resp.status_code != 429 or time.monotonic() > deadline:
-                raise PeerRefused(f"{self._org}'s node refused a PSI message: {_message(resp)}")
+                raise PeerRefused(f"{self._org}'s node refused a PSI message: {error_text(resp)}")
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
 
     def recv(self, timeout: float) -> bytes:
         return self._inbox.get(timeout)
-
-
-def _message(resp: httpx.Response) -> str:
-    try:
-        err: dict[str, Any] = resp.json().get("error", {})
-        return f"{err.get('code')}: {err.get('message')}"
-    except ValueError:
-        return f"HTTP {resp.status_code}"

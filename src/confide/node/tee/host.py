@@ -32,10 +32,10 @@ import httpx
 from ...crypto.canonical import canonical_bytes
 from ...crypto.files import atomic_write
 from ...crypto.httpsig import sign_request
-from ...crypto.tls import client_context
 from ...engines.tee.host import EnclaveError, EnclaveHost, RunResult
 from ...engines.tee.platform import HostPlatform, load_platform
 from ..context import NodeContext
+from ..peers import error_text, peer_client
 from .verify import TeeRefused
 
 __all__ = ["EnclaveSessions", "alias_of"]
@@ -109,8 +109,7 @@ class EnclaveSessions:
         self._sessions: dict[str, _Session] = {}
         self._progress: dict[str, dict[str, Any]] = {}  # session id -> what the requester may watch
         self._platform: HostPlatform | None = None
-        verify: Any = client_context(ctx.config.ca_bundle) if ctx.config.ca_bundle else True
-        self._http = httpx.Client(timeout=httpx.Timeout(30.0, read=600.0), verify=verify)
+        self._http = peer_client(ctx, httpx.Timeout(30.0, read=600.0))
 
     @property
     def platform(self) -> HostPlatform:
@@ -257,7 +256,7 @@ class EnclaveSessions:
                 if resp.status_code != 200:
                     resp.read()
                     raise TeeRefused(
-                        "OWNER_REFUSED", f"{org}'s node refused {dataset}: {_message(resp)}", 403
+                        "OWNER_REFUSED", f"{org}'s node refused {dataset}: {error_text(resp)}", 403
                     )
                 sender = resp.headers.get("x-confide-sender-key", "")
                 frames = _FrameReader(resp.iter_bytes(), counters)
@@ -316,11 +315,3 @@ class EnclaveSessions:
 def _enclave_refused(exc: EnclaveError) -> TeeRefused:
     reason = _ENCLAVE_CODES.get(exc.code, f"the enclave stopped ({exc.code})")
     return TeeRefused(f"ENCLAVE_{exc.code.upper()}", reason, 422)
-
-
-def _message(resp: httpx.Response) -> str:
-    try:
-        err = resp.json().get("error", {})
-        return f"{err.get('code')}: {err.get('message')}"
-    except ValueError:
-        return f"HTTP {resp.status_code}"

@@ -23,17 +23,15 @@ import hashlib
 import itertools
 import logging
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
 from ...engines.tee.channel import ChannelSender, TransferContext
 from ...engines.tee.wire import INPUT_LABEL
-from ..connectors import ConnectorError, open_connector
 from ..context import NodeContext
-from ..enforcement import EnforcementDenied, authorize_use
-from ..sources import OutsideDataDir, confine
+from ..enforcement import authorize_task_input
+from ..sources import read_version
 from .verify import TeeRefused, verify_run_attestation
 
 __all__ = ["MAX_RUN_AGE_MS", "open_transfer"]
@@ -47,18 +45,6 @@ def _input_of(task: dict[str, Any], dataset: str) -> tuple[int, dict[str, Any]]:
         if inp["dataset"] == dataset:
             return i, inp
     raise TeeRefused("NOT_AN_INPUT", f"{dataset} is not an input of task {task['id'][:16]}")
-
-
-def _batches(ctx: NodeContext, dataset: str, digest: str, columns: list[str]) -> Iterator[pa.RecordBatch]:
-    spec = ctx.local.source_for(dataset, digest)
-    if spec is None:
-        raise TeeRefused(
-            "NO_SOURCE", f"this node has no source bound for {dataset} version {digest[:16]}", 409
-        )
-    try:
-        return open_connector(confine(Path(ctx.config.data_dir), spec)).batches(columns)
-    except (ConnectorError, OutsideDataDir) as exc:
-        raise TeeRefused("BAD_SOURCE", f"the source of {dataset} cannot be read: {exc}", 409) from None
 
 
 def open_transfer(
@@ -82,18 +68,8 @@ def open_transfer(
     if ctx.now() - int(run["started_at"]) > MAX_RUN_AGE_MS:
         raise TeeRefused("RUN_TOO_OLD", "the run started too long ago; start a new run", 409)
     verified = verify_run_attestation(ctx, task, run)
-    try:
-        authorize_use(
-            ctx,
-            dataset=dataset,
-            grant_id=inp["grant"],
-            engine="tee",
-            columns=inp["columns"],
-            requester=task["requester"],
-        )
-    except EnforcementDenied as exc:
-        raise TeeRefused("GRANT_REFUSED", f"grant refused: {exc.reason}") from None
-    batches = _batches(ctx, dataset, run["input_digests"][index], list(inp["columns"]))
+    authorize_task_input(ctx, task, inp, "tee")
+    batches = read_version(ctx, dataset, run["input_digests"][index], list(inp["columns"]))
     if not ctx.local.claim_transfer(run_id, dataset, verified.quote_digest.hex()):
         raise TeeRefused(
             "ALREADY_SENT", f"{dataset} was already sent for run {run_id[:16]}; start a new run", 409
