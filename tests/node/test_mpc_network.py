@@ -19,9 +19,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from netfixture import Network, start_network
+from netfixture import Network, owners_and_datasets, start_network
 
-from confide.crypto import Identity
 from confide.engines.mpc import MpcError
 from confide.engines.mpc.stats import StatsSpec, finalize
 from confide.engines.mpc.wire import Header, Tag, decode_message
@@ -108,22 +107,12 @@ def _grant(w: dict[str, Any], dataset: str, columns: list[str]) -> str:
 @pytest.fixture(scope="module")
 def world(net: Network) -> dict[str, Any]:
     _write_data(net.root)
-    w: dict[str, Any] = {"owners": {}, "grants": {}}
-    for org, unit, name in (("bank", "retail", "customers"), ("power", "mobile", "subscribers")):
-        admin = net.client(org)
-        sdk.create_unit(admin.ledger, admin.identity, unit, unit.title())
-        owner = Identity.generate()
-        sdk.add_member(
-            admin.ledger, admin.identity, owner, name=f"{org} owner", roles=["unit_owner"], unit=unit
-        )
-        w["owners"][org] = client = Client(net.url(org), owner, ca_bundle=net.bundle)
-        source = {"type": "csv", "path": f"{name}.csv"}
-        client.register_dataset(org=org, unit=unit, name=name, title=name.title(), source=source)
-    analyst_id = Identity.generate()
-    bank = net.client("bank")
-    sdk.add_member(bank.ledger, bank.identity, analyst_id, name="analyst", roles=["analyst"])
-    w["analyst"] = Client(net.url("bank"), analyst_id, ca_bundle=net.bundle)
-    w["at"] = {o: Client(net.url(o), analyst_id, ca_bundle=net.bundle) for o in ("bank", "power", "tax")}
+    datasets = (("bank", "retail", "customers", {}), ("power", "mobile", "subscribers", {}))
+    owners, analyst = owners_and_datasets(net, datasets)
+    w: dict[str, Any] = {"owners": owners, "grants": {}, "analyst": analyst}
+    w["at"] = {
+        o: Client(net.url(o), analyst.identity, ca_bundle=net.bundle) for o in ("bank", "power", "tax")
+    }
     w["grants"][CUSTOMERS] = _grant(w, CUSTOMERS, BANK_COLS)
     w["grants"][SUBSCRIBERS] = _grant(w, SUBSCRIBERS, PARTNER_COLS)
     net.sync()

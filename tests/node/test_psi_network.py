@@ -21,13 +21,12 @@ from typing import Any
 
 import httpx
 import pytest
-from netfixture import Network, start_network
+from netfixture import Network, owners_and_datasets, start_network
 
-from confide.crypto import Identity, load_identity
+from confide.crypto import load_identity
 from confide.crypto.canonical import canonical_bytes
 from confide.crypto.httpsig import sign_request
 from confide.interfaces import sdk
-from confide.interfaces.client import Client
 from confide.interfaces.psi import PsiRunFailed, input_digests, run_psi_task, submit_psi_task
 from confide.ledger import TxRefused
 
@@ -91,21 +90,9 @@ def _grant(w: dict[str, Any], dataset: str, engines: list[str]) -> str:
 def world(net: Network) -> dict[str, Any]:
     """Owners for the bank and the partner, a bank analyst, two datasets, live psi grants."""
     _write_data(net.root)
-    w: dict[str, Any] = {"owners": {}, "grants": {}}
-    for org, unit, name in (("bank", "retail", "customers"), ("power", "mobile", "subscribers")):
-        admin = net.client(org)
-        sdk.create_unit(admin.ledger, admin.identity, unit, unit.title())
-        owner = Identity.generate()
-        sdk.add_member(
-            admin.ledger, admin.identity, owner, name=f"{org} owner", roles=["unit_owner"], unit=unit
-        )
-        w["owners"][org] = client = Client(net.url(org), owner, ca_bundle=net.bundle)
-        source = {"type": "csv", "path": f"{name}.csv"}
-        client.register_dataset(org=org, unit=unit, name=name, title=name.title(), source=source)
-    analyst_id = Identity.generate()
-    bank = net.client("bank")
-    sdk.add_member(bank.ledger, bank.identity, analyst_id, name="analyst", roles=["analyst"])
-    w["analyst"] = Client(net.url("bank"), analyst_id, ca_bundle=net.bundle)
+    datasets = (("bank", "retail", "customers", {}), ("power", "mobile", "subscribers", {}))
+    owners, analyst = owners_and_datasets(net, datasets)
+    w: dict[str, Any] = {"owners": owners, "grants": {}, "analyst": analyst}
     for dataset in (CUSTOMERS, SUBSCRIBERS):
         w["grants"][dataset] = _grant(w, dataset, ["psi"])
     net.sync()

@@ -18,9 +18,9 @@ from typing import Any
 
 import httpx
 import pytest
-from netfixture import Network, start_network
+from netfixture import Network, owners_and_datasets, start_network
 
-from confide.crypto import Identity, load_identity
+from confide.crypto import load_identity
 from confide.crypto.canonical import canonical_bytes
 from confide.crypto.httpsig import sign_request
 from confide.engines.tee.attestation import AttestationKey, SimulatedRoot, make_quote, mrenclave, report_data
@@ -104,25 +104,13 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
 def world(net: Network) -> dict[str, Any]:
     """Owners per org, a bank analyst, three datasets from CSV files, live tee grants for each."""
     _write_data(net.root)
-    w: dict[str, Any] = {"owners": {}, "grants": {}}
-    for org, unit, name, policy in (
+    datasets = (
         ("tax", "collection", "filings", {}),
         ("power", "service", "meters", {"min_group_size": 5}),
         ("bank", "credit", "loans", {}),
-    ):
-        admin = net.client(org)
-        sdk.create_unit(admin.ledger, admin.identity, unit, unit.title())
-        owner = Identity.generate()
-        sdk.add_member(
-            admin.ledger, admin.identity, owner, name=f"{org} owner", roles=["unit_owner"], unit=unit
-        )
-        w["owners"][org] = client = Client(net.url(org), owner, ca_bundle=net.bundle)
-        source = {"type": "csv", "path": f"{name}.csv"}
-        client.register_dataset(org=org, unit=unit, name=name, title=name.title(), source=source, **policy)
-    analyst_id = Identity.generate()
-    bank = net.client("bank")
-    sdk.add_member(bank.ledger, bank.identity, analyst_id, name="analyst", roles=["analyst"])
-    w["analyst"] = analyst = Client(net.url("bank"), analyst_id, ca_bundle=net.bundle)
+    )
+    owners, analyst = owners_and_datasets(net, datasets)
+    w: dict[str, Any] = {"owners": owners, "grants": {}, "analyst": analyst}
     for dataset, columns in COLUMNS.items():
         app = sdk.apply_for(
             analyst.ledger,
