@@ -99,11 +99,12 @@ def world(net: Network) -> dict[str, Any]:
     return w
 
 
-def _task(net: Network, w: dict[str, Any], partner_grant: str | None = None) -> str:
+def _task(net: Network, w: dict[str, Any], partner_grant: str | None = None, engine: str = "ecdh") -> str:
     task = submit_psi_task(
         w["analyst"],
         mine=(CUSTOMERS, w["grants"][CUSTOMERS], "phone"),
         theirs=(SUBSCRIBERS, partner_grant or w["grants"][SUBSCRIBERS], "phone"),
+        engine=engine,
     )
     net.sync()
     return task
@@ -148,6 +149,29 @@ def test_intersection_size_and_digest_and_the_ids_stay_on_the_bank_node(
     seen = analyst.call("GET", f"/v1/psi/runs/{out['run']}")
     assert seen["parties"][0]["output_digest"] == digest and "ids" not in seen["parties"][0]
     assert any("run.finish" in line for line in lines)
+
+
+def test_spu_rr22_between_the_nodes_gives_the_same_intersection_and_leaves_no_files(
+    net: Network, world: dict[str, Any]
+) -> None:
+    """SecretFlow SPU's RR22, out of process on each node, its link carried over the nodes' signed
+    HTTPS link (no other port between them): the same 151 IDs, digest and records as ECDH-PSI."""
+    analyst = world["analyst"]
+    wire = net.root.parent / "wire.bin"
+    before = wire.stat().st_size
+    out = run_psi_task(analyst, _task(net, world, engine="spu-rr22"))
+
+    expected = _expected()
+    assert out["intersection_size"] == 151
+    assert out["output_digest"] == hashlib.sha256("\n".join(expected).encode()).hexdigest()
+    (mine,) = _psi_rows(net, "bank", out["run"])
+    assert mine["status"] == "done" and sorted(json.loads(mine["ids"])) == expected
+    (theirs,) = _psi_rows(net, "power", out["run"])
+    assert theirs["status"] == "done" and theirs["ids"] in (None, "null")
+    assert wire.stat().st_size > before  # SPU's messages went through the nodes' inboxes
+    for org in ("bank", "power"):  # the run's input and output CSVs are gone (a warm spare may wait)
+        assert (net.root / org / "data" / "psi-work").is_dir()
+        assert not list((net.root / org / "data" / "psi-work").rglob("*.csv"))
 
 
 def test_no_psi_grant_means_no_task_and_a_foreign_node_is_refused(

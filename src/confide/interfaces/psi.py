@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..engines.psi.interface import ECDH_PSI_CODE as PSI_CODE
-from ..engines.psi.interface import ECDH_PSI_CODE_DIGEST as PSI_CODE_DIGEST
+from ..engines.psi.registry import code_digest
 from . import sdk
 from .client import Client
 from .runs import RunFailed, input_digests, node_step
@@ -35,15 +35,19 @@ def submit_psi_task(
     mine: tuple[str, str, str],
     theirs: tuple[str, str, str],
     output: str = "receiver",
+    engine: str = "ecdh",
 ) -> str:
-    """Submit a psi task over (dataset, grant, ID column) of each party; returns the task id."""
+    """Submit a psi task over (dataset, grant, ID column) of each party; returns the task id.
+
+    ``engine``: ``ecdh`` (built-in) or SecretFlow SPU's ``spu-rr22``, ``spu-kkrt``, ``spu-ecdh``
+    (both nodes need SPU's venv); it goes on the ledger as the task's code digest."""
     inputs = [{"dataset": d, "grant": g, "columns": [c]} for d, g, c in (mine, theirs)]
     r = sdk.submit_task(
         client.ledger,
         client.identity,
         engine="psi",
         inputs=inputs,
-        code_digest=PSI_CODE_DIGEST,
+        code_digest=code_digest(engine),
         params={"output": output},
     )
     return r.tx_id
@@ -61,7 +65,7 @@ def run_psi_task(
     r = sdk.start_run(client.ledger, client.identity, task_id, input_digests(client, task))
     run_id = r.tx_id
     say(f"[ledger] run.start {run_id[:16]} at block {r.height}: grants re-checked")
-    say("[node] both nodes check their own grant, then run ECDH-PSI over their signed link")
+    say("[node] both nodes check their own grant, then run the task's PSI engine over their signed link")
     body: dict[str, Any] = {"run": run_id, "min_height": r.height}
     if session is not None:
         body["session"] = session

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import random
 import secrets
-import threading
 import time
-import unicodedata
 from collections.abc import Iterator, Sequence
 
 import pytest
+from _psi_sets import nfc_sorted, psi, random_sets
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
 from confide.engines.psi import wire
@@ -27,67 +26,6 @@ def engine() -> Iterator[EcdhPsi]:
         yield EcdhPsi(pool, 2)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _psi(
-    engine: EcdhPsi, a: Sequence[str], b: Sequence[str], output: str = "receiver", batch: int = 64
-) -> tuple[PsiResult, PsiResult]:
-    cfg_a = PsiConfig("t-1", "receiver", output, batch)  # type: ignore[arg-type]
-    cfg_b = PsiConfig("t-1", "sender", output, batch)  # type: ignore[arg-type]
-    return run_pair((engine, engine), (a, b), (cfg_a, cfg_b))
-
-
-def _nfc_sorted(ids: set[str]) -> list[str]:
-    return sorted({unicodedata.normalize("NFC", s) for s in ids}, key=lambda s: s.encode())
-
-
-def _random_sets(rng: random.Random, na: int, nb: int, common: int) -> tuple[list[str], list[str], set[str]]:
-    pool = [f"{rng.getrandbits(40):012x}" for _ in range(na + nb)]
-    pool = list(dict.fromkeys(pool))
-    shared = pool[:common]
-    a = shared + pool[common:na]
-    b = shared + pool[na : na + nb - common]
-    rng.shuffle(a)
-    rng.shuffle(b)
-    return a, b, set(shared)
-
-
-@pytest.mark.parametrize(
-    ("na", "nb", "common"),
-    [(300, 300, 0), (200, 200, 200), (1, 1, 1), (1, 1, 0), (1, 250, 1), (400, 37, 20), (0, 50, 0)],
-    ids=["empty", "full", "one-one", "one-disjoint", "one-vs-many", "unequal", "empty-set"],
-)
-def test_known_intersections(engine: EcdhPsi, na: int, nb: int, common: int) -> None:
-    a, b, shared = _random_sets(random.Random(na * 1000 + nb + common), na, nb, common)
-    ra, rb = _psi(engine, a, b)
-    assert ra.intersection == _nfc_sorted(shared)
-    assert rb.intersection is None and rb.size is None
-    assert (ra.own_count, ra.peer_count, rb.own_count, rb.peer_count) == (na, nb, nb, na)
-
-
-def test_output_to_both(engine: EcdhPsi) -> None:
-    a, b, shared = _random_sets(random.Random(7), 150, 90, 40)
-    ra, rb = _psi(engine, a, b, output="both", batch=32)
-    assert ra.intersection == rb.intersection == _nfc_sorted(shared)
-
-
-def test_duplicates_are_removed_first(engine: EcdhPsi) -> None:
-    a = ["x", "y", "x", "z", "z", "z"]
-    b = ["z", "z", "w", "x", "x"]
-    ra, rb = _psi(engine, a, b, output="both")
-    assert ra.intersection == rb.intersection == ["x", "z"]
-    assert (ra.own_count, ra.peer_count) == (3, 3)
-
-
-def test_unicode_ids_nfc(engine: EcdhPsi) -> None:
-    precomposed, combining = "José Müller", "Jose\u0301 Mu\u0308ller"
-    assert precomposed != combining
-    a = ["张伟", "王芳", "😀🎉", precomposed, "Å", "ﬁ", "李娜"]
-    b = ["李娜", combining, "😀🎉", "A\u030a", "fi", "刘洋", "张伟 "]
-    ra, rb = _psi(engine, a, b, output="both")
-    want = _nfc_sorted({"李娜", precomposed, "😀🎉", "Å"})  # NFC, not NFKC: "ﬁ" != "fi"; spaces count
-    assert ra.intersection == rb.intersection == want
-    assert canonical_ids([precomposed, combining]) == [precomposed.encode()]
 
 
 def test_bad_ids_rejected(engine: EcdhPsi) -> None:
@@ -113,10 +51,10 @@ def test_masking_commutes_and_is_randomized() -> None:
 
 
 def test_determinism_aside_from_shuffle(engine: EcdhPsi) -> None:
-    a, b, shared = _random_sets(random.Random(3), 120, 80, 33)
-    results = {tuple(_psi(engine, a, b, batch=16)[0].intersection or []) for _ in range(2)}
-    results.add(tuple(_psi(engine, list(reversed(a)), b, batch=50)[0].intersection or []))
-    assert results == {tuple(_nfc_sorted(shared))}
+    a, b, shared = random_sets(random.Random(3), 120, 80, 33)
+    results = {tuple(psi(engine, a, b, batch=16)[0].intersection or []) for _ in range(2)}
+    results.add(tuple(psi(engine, list(reversed(a)), b, batch=50)[0].intersection or []))
+    assert results == {tuple(nfc_sorted(shared))}
 
 
 def test_messages_are_shuffled(engine: EcdhPsi) -> None:
@@ -145,21 +83,6 @@ def _run_with(
 ) -> tuple[PsiResult, PsiResult]:
     cfgs = (PsiConfig("t-1", "receiver", batch_size=16), PsiConfig("t-1", "sender", batch_size=16))
     return run_pair((engine, engine), (a, b), cfgs, transports=(ta, tb))
-
-
-def test_progress_reaches_total(engine: EcdhPsi) -> None:
-    seen: list[tuple[int, int]] = []
-    lock = threading.Lock()
-
-    def progress(done: int, total: int) -> None:
-        with lock:
-            seen.append((done, total))
-
-    cfgs = (PsiConfig("p", "receiver", batch_size=10), PsiConfig("p", "sender", batch_size=10))
-    run_pair(
-        (engine, engine), (["a"] * 3 + list("bcdefghijklmnopqrstuvwxyz"), list("abc")), cfgs, (progress, None)
-    )
-    assert max(seen) == (29, 29)
 
 
 # -- a hostile or broken peer ------------------------------------------------------------------------

@@ -4,7 +4,9 @@ The task's requester drives a run through its own node (``POST /v1/psi/runs``); 
 *receiver*. Each node checks, on its own ledger view and before it reads a single ID:
 
 1. the run is ``running``, started at most :data:`MAX_RUN_AGE_MS` ago, and its task is a psi task
-   with the known code (:data:`PSI_CODE`) and exactly two inputs of one column each (the ID);
+   naming a known engine by its code digest (:mod:`confide.engines.psi.registry`: the built-in
+   ``ecdh`` or SPU's ``spu-rr22``/``spu-kkrt``/``spu-ecdh``; a node without SPU's venv refuses
+   ``ENGINE_UNAVAILABLE`` before it reads anything) and exactly two inputs of one column each;
 2. receiver: the caller is the task's requester and one input is this org's dataset; sender: the
    caller is a node of the requester's org and the dataset asked for is this org's input of the task;
 3. its own grant is live for the task's requester, engine ``psi`` and the ID column
@@ -12,7 +14,8 @@ The task's requester drives a run through its own node (``POST /v1/psi/runs``); 
 4. this (run, dataset) never ran before (claimed in the node's database first).
 
 Then only the ID column of the dataset version the run names is read through the connector and the
-engine (:class:`~confide.engines.psi.ecdh.EcdhPsi`) runs over :class:`.transport.HttpTransport`.
+task's engine runs over :class:`.transport.HttpTransport` (SPU's link is carried inside it by
+:class:`~confide.engines.psi.tunnel.Tunnel`: no other port is opened between the nodes).
 The receiver keeps the intersection (its own IDs) in its database for a later step and answers the
 requester with its size and ``output_digest`` = SHA-256 of the sorted canonical IDs joined by "\\n".
 """
@@ -26,6 +29,7 @@ import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -38,11 +42,14 @@ from ...engines.psi.interface import (
     ECDH_PSI_CODE_DIGEST,
     Output,
     PsiConfig,
+    PsiEngine,
     PsiError,
     PsiPeerAborted,
     PsiResult,
     Role,
 )
+from ...engines.psi.registry import PSI_ENGINES, engine_of
+from ...engines.psi.spu import SpuPsi, SpuUnavailable, SpuWorkers
 from ..context import NodeContext
 from ..enforcement import authorize_task_input
 from ..peers import error_text, peer_client
@@ -94,6 +101,7 @@ class PsiSessions:
         self._lock = threading.Lock()
         self._sessions: dict[str, _Session] = {}
         self._pool: ProcessPoolExecutor | None = None
+        self._spu: SpuWorkers | None = None
         self._http = peer_client(ctx, httpx.Timeout(30.0))
 
     # -- shared checks ---------------------------------------------------------------------------
@@ -106,8 +114,10 @@ class PsiSessions:
             raise PsiRefused(
                 "NOT_PSI", f"task {task['id'][:16]} uses engine {task['engine']!r}, not psi", 409
             )
-        if task["code_digest"] != PSI_CODE_DIGEST:
-            raise PsiRefused("UNKNOWN_CODE", f"the task's code digest is not {PSI_CODE!r}", 409)
+        if engine_of(task["code_digest"]) is None:
+            raise PsiRefused(
+                "UNKNOWN_CODE", f"the task's code digest names none of {', '.join(PSI_ENGINES.values())}", 409
+            )
         if len(task["inputs"]) != 2 or any(len(i["columns"]) != 1 for i in task["inputs"]):
             raise PsiRefused("BAD_TASK", "a psi task has exactly two inputs of one ID column each", 409)
         if task["params"].get("output", "receiver") not in ("receiver", "both"):
@@ -135,11 +145,27 @@ class PsiSessions:
             raise PsiRefused("NO_PEER", f"no link to org {org!r} configured in node.json peers", 502)
         return url
 
-    def _engine(self) -> EcdhPsi:
+    def _engine(self, task: dict[str, Any]) -> PsiEngine:
+        """The engine the task names (checked available before any claim or ID read)."""
+        name = engine_of(task["code_digest"])
         with self._lock:
-            if self._pool is None:
-                self._pool = new_pool()
-            return EcdhPsi(executor=self._pool)
+            if name == "ecdh":
+                if self._pool is None:
+                    self._pool = new_pool()
+                return EcdhPsi(executor=self._pool)
+            if self._spu is None:
+                self._spu = SpuWorkers(spares=1, tmp_root=self._spu_dir())
+            try:
+                self._spu.check()
+            except SpuUnavailable as exc:
+                raise PsiRefused("ENGINE_UNAVAILABLE", f"this node cannot run {name}: {exc}", 503) from None
+            return SpuPsi(str(name), self._spu)
+
+    def _spu_dir(self) -> Path:
+        """SPU's work folders (input CSV, output, logs) under the node's own data dir, 0700."""
+        path = self.ctx.config.data_dir / "psi-work"
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return path
 
     def _register(self, sid: str, run_id: str, role: Role, peer_org: str) -> _Session:
         self._expire()
@@ -197,6 +223,7 @@ class PsiSessions:
         inp, other = task["inputs"][mine], task["inputs"][1 - mine]
         peer_org = orgs[1 - mine]
         authorize_task_input(self.ctx, task, inp, "psi")
+        engine = self._engine(task)
         ids = self._read_ids(inp["dataset"], run["input_digests"][mine], inp["columns"][0])
         sid = session or secrets.token_hex(16)
         self._claim(run_id, inp["dataset"], sid, "receiver")
@@ -209,7 +236,7 @@ class PsiSessions:
                 session=f"{run_id}/{sid}", role="receiver", output=output, idle_timeout=IDLE_TIMEOUT_S
             )
             try:
-                result = self._engine().run(ids, self._transport(s), cfg)
+                result = engine.run(ids, self._transport(s), cfg)
             except PsiPeerAborted as exc:
                 raise PsiRefused("PEER_ABORTED", str(exc), 502) from None
             except PsiError as exc:
@@ -264,6 +291,7 @@ class PsiSessions:
             raise PsiRefused("NOT_REQUESTERS_NODE", "the other input does not belong to the caller's org")
         inp = task["inputs"][index]
         authorize_task_input(self.ctx, task, inp, "psi")
+        engine = self._engine(task)
         ids = self._read_ids(dataset, run["input_digests"][index], inp["columns"][0])
         self._claim(run_id, dataset, session, "sender")
         s = self._register(session, run_id, "sender", str(caller["org"]))
@@ -277,16 +305,25 @@ class PsiSessions:
             self._drop(s)
             raise
         threading.Thread(
-            target=self._serve, args=(s, dataset, ids, transport, cfg), daemon=True, name="psi-sender"
+            target=self._serve,
+            args=(s, engine, dataset, ids, transport, cfg),
+            daemon=True,
+            name="psi-sender",
         ).start()
         return {"session": session, "sender_key": self.ctx.identity.key_id}
 
     def _serve(
-        self, s: _Session, dataset: str, ids: list[str], transport: HttpTransport, cfg: PsiConfig
+        self,
+        s: _Session,
+        engine: PsiEngine,
+        dataset: str,
+        ids: list[str],
+        transport: HttpTransport,
+        cfg: PsiConfig,
     ) -> None:
         s.state = "running"
         try:
-            result = self._engine().run(ids, transport, cfg)
+            result = engine.run(ids, transport, cfg)
             self._keep(s.run, dataset, result)
             s.state = "done"
             log.info("psi run %s: sender done", s.run[:16])
@@ -327,8 +364,11 @@ class PsiSessions:
         with self._lock:
             sessions, self._sessions = list(self._sessions.values()), {}
             pool, self._pool = self._pool, None
+            spu, self._spu = self._spu, None
         for s in sessions:
             s.inbox.fail(None)
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
+        if spu is not None:
+            spu.close()
         self._http.close()

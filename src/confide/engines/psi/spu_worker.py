@@ -1,0 +1,121 @@
+"""Out-of-process worker for SecretFlow SPU's PSI: run by the Python of SPU's own venv, not Confide's.
+
+SPU pins numpy<2 and Python<3.12, so it lives in ``.spu-venv`` (``make spu-env``) and this file
+imports nothing but the standard library and ``spu``. :mod:`confide.engines.psi.spu` starts it as
+``<spu python> spu_worker.py`` and talks JSON lines over its stdin/stdout:
+
+1. the worker imports SPU and prints ``{"ready": true, "spu": VERSION}``;
+2. it reads the link: ``{"rank", "parties": [host:port, host:port], "link_id", "recv_timeout_ms",
+   "window"}``; ``parties[rank]`` is where its own link server listens, the other entry is where it
+   reaches the peer (the Confide tunnel's local end when run by the engine, the peer worker itself
+   when the bench calls SPU directly); it connects and prints ``{"linked": true}`` (the engine
+   writes the input CSV meanwhile);
+3. it reads the run: ``{"protocol": "RR22"|"KKRT"|"ECDH", "receiver_rank", "broadcast",
+   "keys_unique", "input", "output"}``; while SPU runs it prints ``{"progress": PERCENT, "stage":
+   TEXT}``;
+4. then ``{"result": {"seconds", "original_count", "original_unique_count", "intersection_count"}}``
+   or ``{"error": TEXT}`` and exits.
+
+SPU's own log lines go to stderr (fd 1 is moved there first, so they cannot corrupt the protocol).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any
+
+
+def _protocol_out() -> Any:
+    """A text stream on the original stdout; fd 1 then points at stderr for C++ log lines."""
+    fd = os.dup(1)
+    os.dup2(2, 1)
+    return os.fdopen(fd, "w", buffering=1)
+
+
+def _emit(out: Any, obj: dict[str, Any]) -> None:
+    out.write(json.dumps(obj) + "\n")
+    out.flush()
+
+
+def _link(job: dict[str, Any]) -> Any:
+    import spu.libspu as libspu
+
+    desc = libspu.link.Desc()
+    desc.id = str(job["link_id"])
+    desc.recv_timeout_ms = int(job["recv_timeout_ms"])
+    desc.connect_retry_times = 300
+    desc.connect_retry_interval_ms = 100
+    desc.throttle_window_size = int(job.get("window", 10))
+    for rank, host in enumerate(job["parties"]):
+        desc.add_party(f"party{rank}", str(host))
+    return libspu.link.create_brpc(desc, int(job["rank"]))
+
+
+def _run(lctx: Any, job: dict[str, Any], out: Any) -> dict[str, Any]:
+    import spu.psi as psi
+
+    protocol = {
+        "RR22": psi.PsiProtocol.PROTOCOL_RR22,
+        "KKRT": psi.PsiProtocol.PROTOCOL_KKRT,
+        "ECDH": psi.PsiProtocol.PROTOCOL_ECDH,
+    }[job["protocol"]]
+    conf = psi.PsiProtocolConfig(
+        protocol=protocol,
+        receiver_rank=int(job["receiver_rank"]),
+        broadcast_result=bool(job["broadcast"]),
+        ecdh_params=psi.EcdhParams(curve=psi.EllipticCurveType.CURVE_25519),
+    )
+    config = psi.PsiExecuteConfig(
+        protocol_conf=conf,
+        input_params=psi.InputParams(
+            path=job["input"], selected_keys=["id"], keys_unique=bool(job["keys_unique"])
+        ),
+        output_params=psi.OutputParams(path=job["output"], disable_alignment=True),
+    )
+
+    def hook(data: Any) -> None:
+        _emit(out, {"progress": int(data.percentage), "stage": str(data.description)})
+
+    start = time.perf_counter()
+    try:
+        report = psi.psi_execute(config, lctx, psi.ProgressParams(hook, 1000))
+    finally:
+        lctx.stop_link()
+    return {
+        "seconds": round(time.perf_counter() - start, 4),
+        "original_count": int(report.original_count),
+        "original_unique_count": int(report.original_unique_count),
+        "intersection_count": int(report.intersection_count),
+    }
+
+
+def main() -> int:
+    out = _protocol_out()
+    try:
+        import spu
+
+        _emit(out, {"ready": True, "spu": str(spu.__version__)})
+    except Exception as exc:  # an SPU that does not import: say so, the engine reports it
+        _emit(out, {"error": f"SPU does not import in this environment: {exc}"})
+        return 2
+    line = sys.stdin.readline()
+    if not line:
+        return 0  # a warm spare that was never used
+    try:
+        lctx = _link(json.loads(line))
+        _emit(out, {"linked": True})
+        line = sys.stdin.readline()
+        if not line:
+            return 0  # the engine gave up before the run
+        _emit(out, {"result": _run(lctx, json.loads(line), out)})
+    except Exception as exc:
+        _emit(out, {"error": f"{type(exc).__name__}: {exc}"})
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
