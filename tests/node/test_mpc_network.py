@@ -135,6 +135,7 @@ def _mpc_task(
     dealer: str = "tax",
     partner_grant: str | None = None,
     grouped: bool = True,
+    min_cell: int | None = None,
 ) -> str:
     task = submit_mpc_task(
         w["analyst"],
@@ -144,6 +145,7 @@ def _mpc_task(
         dealer=dealer,
         group_key=f"{CUSTOMERS}:tier" if grouped else None,
         n_groups=3 if grouped else None,
+        min_cell=min_cell,
     )
     net.sync()
     return task
@@ -259,6 +261,36 @@ def test_without_a_group_key_every_row_is_one_group(net: Network, world: dict[st
     assert len(got["columns"]) == 5 and got["groups"]["count"] == [len(SHARED)]
     np.testing.assert_allclose(got["groups"]["mean"][0], plain["mean"][2:], rtol=1e-4)
     np.testing.assert_allclose(got["mean"][f"{CUSTOMERS}:tier"], np.mean(_shared_values()["tier"]), rtol=1e-4)
+
+
+def test_groups_below_the_minimum_cell_size_are_suppressed_inside_the_mpc(
+    net: Network, world: dict[str, Any]
+) -> None:
+    """A group with fewer aligned rows than ``min_cell`` comes back as None (its shares were zeroed
+    inside the MPC: no party learned which group it was); the other groups equal plaintext."""
+    w, plain = world, _plain()
+    smallest = min(plain["g_count"])
+    out = run_mpc_task(w["analyst"], _mpc_task(net, w, min_cell=smallest + 1))
+    for org, dataset in (("bank", CUSTOMERS), ("power", SUBSCRIBERS)):
+        owner = w["owners"][org]
+        sdk.decide_release(owner.ledger, owner.identity, out["run"], dataset)
+    net.sync()
+    got = fetch_mpc_result({"bank": w["at"]["bank"], "power": w["at"]["power"]}, out["run"])
+    small = [c < smallest + 1 for c in plain["g_count"]]
+    assert any(small) and not all(small)
+    assert got["suppressed"]["groups"] == small and got["suppressed"]["min_cell"] == smallest + 1
+    g = got["groups"]
+    for i, gone in enumerate(small):
+        if gone:
+            assert g["count"][i] is None and g["mean"][i] == [None, None] and g["sum"][i] == [None, None]
+        else:
+            assert g["count"][i] == plain["g_count"][i]
+            np.testing.assert_allclose(g["mean"][i], plain["g_mean"][i], rtol=1e-4)
+    np.testing.assert_allclose(got["mean"][f"{SUBSCRIBERS}:monthly_spend"], plain["mean"][2], rtol=1e-4)
+
+    with pytest.raises(MpcRunFailed) as refused:  # fewer aligned rows than the minimum: nothing runs
+        run_mpc_task(w["analyst"], _mpc_task(net, w, min_cell=len(SHARED) + 1))
+    assert refused.value.code == "TOO_FEW_ROWS"
 
 
 def test_partner_grant_revoked_after_run_start_is_refused_by_its_node(

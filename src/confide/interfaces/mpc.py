@@ -77,15 +77,21 @@ def submit_mpc_task(
     n_groups: int | None = None,
     cross_key: str | None = None,
     n_cross: int | None = None,
+    min_cell: int | None = None,
 ) -> str:
     """Submit an mpc joint-statistics task over (dataset, grant, [ID column, value columns...]) of each
-    party, aligned by the (succeeded, output both) psi run ``psi_run``; returns the task id."""
+    party, aligned by the (succeeded, output both) psi run ``psi_run``; returns the task id.
+
+    ``min_cell``: suppress (inside the MPC) every group, tier and cell with fewer aligned rows; the
+    nodes enforce at least the inputs' ``min_group_size`` policies whatever the task asks."""
     inputs = [{"dataset": d, "grant": g, "columns": list(c)} for d, g, c in (mine, theirs)]
     params: dict[str, Any] = {"psi_run": psi_run, "dealer": dealer}
     if group_key is not None:
         params |= {"group_key": group_key, "n_groups": n_groups}
     if cross_key is not None:
         params |= {"cross_key": cross_key, "n_cross": n_cross}
+    if min_cell is not None:
+        params["min_cell"] = min_cell
     r = sdk.submit_task(
         client.ledger,
         client.identity,
@@ -215,7 +221,8 @@ def _columns(task: dict[str, Any], orgs: list[str], spec: StatsSpec) -> list[str
 
 def segment_table(result: Mapping[str, Any], task: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Cells (group i of the group key, level j of the cross key) of a crossed joint-statistics result:
-    ``count`` and, for every value column of either party, ``sum`` and ``mean`` over the cell."""
+    ``count`` and, for every value column of either party, ``sum`` and ``mean`` over the cell; a cell
+    below the minimum cell size is ``{"count": None, "suppressed": True}`` (zeroed inside the MPC)."""
     params = task["params"]
     gk, ck = str(params["group_key"]).rsplit(":", 1)[1], str(params["cross_key"]).rsplit(":", 1)[1]
     n_groups, n_cross, n = int(params["n_groups"]), int(params["n_cross"]), int(result["count"])
@@ -223,11 +230,16 @@ def segment_table(result: Mapping[str, Any], task: Mapping[str, Any]) -> list[di
     gcols = list(g["columns"])
     key_cols = [c for c in result["columns"] if c.endswith(f"*[{gk}=0]")]
     other_cols = sorted({c.rsplit("*[", 1)[0] for c in gcols if "*[" in c})
+    counts = result.get("cells", {}).get("count")
+    small = result.get("suppressed", {}).get("cells")
     cells = []
     for i in range(n_groups):
         for j in range(n_cross):
+            if small is not None and small[i][j]:  # below the minimum cell size: nothing but the flag
+                cells.append({gk: i, ck: j, "count": None, "suppressed": True})
+                continue
             ind = next(c for c in gcols if c.endswith(f":[{ck}={j}]"))
-            count = round(g["sum"][i][gcols.index(ind)])
+            count = counts[i][j] if counts is not None else round(g["sum"][i][gcols.index(ind)])
             cell: dict[str, Any] = {gk: i, ck: j, "count": count}
             for c in other_cols:
                 total = float(g["sum"][i][gcols.index(f"{c}*[{ck}={j}]")])
@@ -241,27 +253,50 @@ def segment_table(result: Mapping[str, Any], task: Mapping[str, Any]) -> list[di
     return cells
 
 
+def _num(v: Any) -> float | None:
+    """A float for JSON; None where the statistic was suppressed (NaN: below the minimum cell size)."""
+    f = float(v)
+    return None if np.isnan(f) else f
+
+
+def _nums(a: Any) -> Any:
+    return [_nums(x) for x in a] if np.ndim(a) else _num(a)
+
+
 def _named(stats: dict[str, Any], names: list[str], spec: StatsSpec) -> dict[str, Any]:
-    def vec(a: Any) -> dict[str, float]:
-        return {n: float(v) for n, v in zip(names, np.asarray(a), strict=True)}
+    def vec(a: Any) -> dict[str, float | None]:
+        return {n: _num(v) for n, v in zip(names, np.asarray(a), strict=True)}
 
     cov = np.asarray(stats["cov"])
     g = stats["groups"]
     value_names = names[spec.k_a :] if spec.key_owner == 0 else names[: spec.k_a]
-    return {
+    out: dict[str, Any] = {
         "count": int(stats["count"]),
         "columns": names,
         "sum": vec(stats["sum"]),
         "mean": vec(stats["mean"]),
         "var": vec(stats["var"]),
-        "cov": {a: {b: float(cov[i, j]) for j, b in enumerate(names)} for i, a in enumerate(names)},
+        "cov": {a: {b: _num(cov[i, j]) for j, b in enumerate(names)} for i, a in enumerate(names)},
         "groups": {
             "key_owner": int(g["key_owner"]),
             "value_party": int(g["value_party"]),
             "columns": value_names,
-            "count": [int(c) for c in g["count"]],
-            "sum": np.asarray(g["sum"]).tolist(),
-            "mean": np.asarray(g["mean"]).tolist(),
-            "var": np.asarray(g["var"]).tolist(),
+            "count": [None if c is None else int(c) for c in _nums(g["count"])],
+            "sum": _nums(g["sum"]),
+            "mean": _nums(g["mean"]),
+            "var": _nums(g["var"]),
         },
     }
+    if "cells" in stats:
+        out["cells"] = {
+            "count": [[None if c is None else int(c) for c in row] for row in _nums(stats["cells"]["count"])]
+        }
+    if "suppressed" in stats:
+        sup = stats["suppressed"]
+        out["suppressed"] = {
+            "min_cell": int(sup["min_cell"]),
+            "groups": [bool(x) for x in sup["groups"]],
+            "levels": [bool(x) for x in sup["levels"]],
+            "cells": [[bool(x) for x in row] for row in sup["cells"]],
+        }
+    return out

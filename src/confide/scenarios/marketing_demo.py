@@ -56,6 +56,10 @@ TEL_COLS = ["phone", "monthly_spend", "data_gb", "tenure_months", "spend_tier"]
 BANK_FEATURES = ["assets", "products_held", "age"]
 TEL_FEATURES = ["monthly_spend", "data_gb", "tenure_months"]
 DAY_MS = 86_400_000
+MIN_CELL = 10
+"""The telecom's policy on its dataset (``min_group_size``): every released aggregate covers at least
+this many subscribers; the MPC nodes enforce it inside the computation (smaller segments come out
+suppressed, the bank never learns their values)."""
 EPOCHS, BATCH, RATE, SEED = 5, 256, 1.0, 11
 
 
@@ -103,13 +107,15 @@ def _datasets_and_grants(people: dict[str, Client], say: Callable[[str], None]) 
     ):
         org, unit, name = dataset.split("/")
         owner = people[org]
-        say(f"[{org}] owner registers {file} as {dataset} (only schema, rows, digest on the ledger)")
+        policy = f"; policy: aggregates of at least {MIN_CELL} rows" if dataset == SUBSCRIBERS else ""
+        say(f"[{org}] owner registers {file} as {dataset} (only schema, rows, digest on the ledger{policy})")
         owner.register_dataset(
             org=org,
             unit=unit,
             name=name,
             title=title,
             source={"type": "csv", "path": file, "column_types": {"phone": "string"}},  # +86... as text
+            **({"min_group_size": MIN_CELL} if dataset == SUBSCRIBERS else {}),
         )
         analyst = people["analyst"]
         say(f"[bank] analyst applies for {dataset}: engines psi and mpc, columns {', '.join(cols)}")

@@ -26,6 +26,11 @@ Kinds (a request is a list of specs, answered in one message per party):
   is ``(L - U)^T R + r_r``. Half the traffic of a Beaver product on shares.
 * ``trunc(n, bits)``: shares of ``r`` uniform in ``[0, 2^62)`` and of ``r >> bits``
   (``fixedpoint.truncate_with_pair``, any number of parties).
+* ``compare(n)``: for ``n`` secure comparisons (``compare.geq_public``), per element: ``r``
+  uniform in Z_2^64 shared twice (additively, and bit by bit as XOR shares of one 64-bit word),
+  63 boolean AND triples packed in three words (bit ``i`` of ``a``, ``b``, ``c`` with
+  ``c = a AND b``), and a random bit ``s`` shared both ways (XOR and additive: a "daBit", for
+  turning the result bit into an additive share).
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ class Kind(IntEnum):
     MATMUL = 2
     PRIVATE = 3
     TRUNC = 4
+    COMPARE = 5
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,10 @@ class Spec:
     @staticmethod
     def trunc(n: int, bits: int) -> Spec:
         return Spec(Kind.TRUNC, (n, bits, 0, 0, 0))
+
+    @staticmethod
+    def compare(n: int) -> Spec:
+        return Spec(Kind.COMPARE, (n, 0, 0, 0, 0))
 
 
 @dataclass(frozen=True)
@@ -102,7 +112,21 @@ class TruncPair:
     r_shift: Ring
 
 
-Material = ElemTriple | MatTriple | PrivatePair | TruncPair
+@dataclass(frozen=True)
+class CompareMaterial:
+    """One party's shares for ``n`` comparisons (see ``compare``): all arrays have shape (n,)."""
+
+    r: Ring  # additive share of r
+    r_bits: Ring  # XOR share of the 64 bits of r
+    and_a: Ring  # XOR shares of 63 AND triples, bit i of each word is triple i
+    and_b: Ring
+    and_c: Ring
+    s_bit: Ring  # XOR share of the daBit (0 or 1)
+    s_arith: Ring  # additive share of the same bit
+
+
+Material = ElemTriple | MatTriple | PrivatePair | TruncPair | CompareMaterial
+_COMPARE_STREAM = 1 << 40  # PRG streams of compare material: far above the 3-per-spec streams
 
 
 def specs_to_array(specs: Sequence[Spec]) -> Ring:
@@ -143,6 +167,10 @@ def _random_parts(spec: Spec, index: int, party: int, parties: Sequence[int], se
         if party == right:
             return [prg(seed, (n, q), s0)]
         return []
+    if spec.kind is Kind.COMPARE:  # r, r_bits, and_a, and_b, and_c, s_bit, s_arith
+        streams = [prg(seed, d[0], _COMPARE_STREAM + 8 * index + j) for j in range(7)]
+        streams[5] = streams[5] & np.uint64(1)
+        return streams[2:4] if last else streams
     # TRUNC
     return [] if last else [prg(seed, d[0], s0), prg(seed, d[0], s1)]
 
@@ -178,6 +206,10 @@ def deal(
             u, r_l = parts[left]
             (v,) = parts[right]
             corr[right].append(_matmul(np.ascontiguousarray(u.T), v) - r_l)
+        elif spec.kind is Kind.COMPARE:
+            corr[last] += _deal_compare(
+                spec.dims[0], [parts[p] for p in parties[:-1]], parts[last], random_bytes
+            )
         else:
             bits = spec.dims[1]
             r = prg(random_bytes(SEED_BYTES), spec.dims[0]) >> np.uint64(2)
@@ -187,6 +219,26 @@ def deal(
                 r_shift = r_shift - parts[p][1]
             corr[last] += [r, r_shift]
     return corr
+
+
+def _deal_compare(
+    n: int, others: list[list[Ring]], last: list[Ring], random_bytes: RandomBytes
+) -> list[Ring]:
+    """The last party's explicit pieces: r, r_bits, and_c, s_bit, s_arith (its and_a, and_b are PRG)."""
+    r = prg(random_bytes(SEED_BYTES), n)
+    s = prg(random_bytes(SEED_BYTES), n) & np.uint64(1)
+    r_add, r_xor, s_xor, s_add = r.copy(), r.copy(), s.copy(), s.copy()
+    a, b = last[0].copy(), last[1].copy()
+    c_xor = np.zeros(n, dtype=np.uint64)
+    for o in others:
+        r_add -= o[0]
+        r_xor ^= o[1]
+        a ^= o[2]
+        b ^= o[3]
+        c_xor ^= o[4]
+        s_xor ^= o[5]
+        s_add -= o[6]
+    return [r_add, r_xor, (a & b) ^ c_xor, s_xor, s_add]
 
 
 def expand(
@@ -221,6 +273,15 @@ def expand(
                 out.append(PrivatePair(parts[0], take((p, q))))
             else:
                 out.append(PrivatePair(None, np.zeros((p, q), dtype=np.uint64)))
+        elif spec.kind is Kind.COMPARE:
+            if last:
+                r, r_bits = take((d[0],)), take((d[0],))
+                and_c, s_bit, s_arith = take((d[0],)), take((d[0],)), take((d[0],))
+                if np.any(s_bit > 1):
+                    raise MpcProtocolError(f"{where}: a daBit share is not a bit")
+                out.append(CompareMaterial(r, r_bits, parts[0], parts[1], and_c, s_bit, s_arith))
+            else:
+                out.append(CompareMaterial(*parts))
         else:
             if last:
                 r, rs = take((d[0],)), take((d[0],))

@@ -142,6 +142,21 @@ class PartyContext:
                 out[i] += arr
         return out
 
+    def open_xor(self, xs: Sequence[Ring]) -> Generator[Round, Inbound, list[Ring]]:
+        """Reconstruct XOR-shared words at every compute party (one round)."""
+        got = yield from self._exchange(
+            {p: (Tag.OPEN_BITS, xs) for p in self.peers}, {p: (Tag.OPEN_BITS, len(xs)) for p in self.peers}
+        )
+        out = [np.array(x, dtype=np.uint64, copy=True) for x in xs]
+        for p in self.peers:
+            for i, arr in enumerate(got[p]):
+                if arr.shape != out[i].shape:
+                    raise MpcProtocolError(
+                        f"bit opening from party {p}: shape {arr.shape}, expected {out[i].shape}"
+                    )
+                out[i] ^= arr
+        return out
+
     # ------------------------------------------------------------------ dealer
 
     def dealer(self, specs: Sequence[Spec]) -> Generator[Round, Inbound, list[Material]]:

@@ -49,6 +49,7 @@ class Tag(IntEnum):
     DEALER_MATERIAL = 5
     REVEAL = 6  # an output share sent to the requester
     DONE = 7
+    OPEN_BITS = 8  # XOR shares of bits opened to everyone (secure comparison)
 
 
 @dataclass(frozen=True)

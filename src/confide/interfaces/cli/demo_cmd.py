@@ -194,7 +194,7 @@ def marketing(
     """Precision marketing: a bank and a telecom, PSI and secret-sharing MPC (no hardware trusted)."""
     import json
 
-    from ...scenarios.marketing_demo import run_marketing_demo
+    from ...scenarios.marketing_demo import MIN_CELL, run_marketing_demo
 
     if workdir.exists():
         shutil.rmtree(workdir)
@@ -214,6 +214,9 @@ def marketing(
         cells = [c for c in out.segments if c["asset_tier"] == i]
         row = []
         for c in sorted(cells, key=lambda c: int(c["spend_tier"])):
+            if c.get("suppressed"):
+                row.append(f"< {MIN_CELL} (suppressed)")
+                continue
             if not c["count"]:
                 row.append("0")
                 continue
@@ -241,8 +244,10 @@ def marketing(
         "released": released,
         "overlap": out.overlap,
         "scored": out.scored,
-        "segments": [  # [asset tier, spend tier, count, mean monthly spend, mean assets]
-            [
+        "segments": [  # [asset tier, spend tier, count, mean monthly spend, mean assets]; None: suppressed
+            [c["asset_tier"], c["spend_tier"], None, None, None]
+            if c.get("suppressed")
+            else [
                 c["asset_tier"],
                 c["spend_tier"],
                 c["count"],
@@ -251,6 +256,7 @@ def marketing(
             ]
             for c in out.segments
         ],
+        "min_cell": MIN_CELL,
         "auc_mpc": None if auc_mpc is None else round(auc_mpc, 4),
         "auc_pooled_plaintext": None if auc_ref is None else round(auc_ref, 4),
         "auc_bank_only_plaintext": None if out.auc_bank_only is None else round(out.auc_bank_only, 4),

@@ -70,7 +70,7 @@ from ...engines.mpc.fixedpoint import Ring
 from ...engines.mpc.logreg import LrSpec, train_ss
 from ...engines.mpc.program import Inbound, Round
 from ...engines.mpc.stats import StatsSpec, joint_stats
-from ...engines.psi.interface import ECDH_PSI_CODE_DIGEST
+from ...engines.psi.registry import engine_of
 from ..context import NodeContext
 from ..enforcement import authorize_task_input
 from ..peers import error_text, peer_client
@@ -271,7 +271,7 @@ class MpcSessions:
         if cross_column is not None:  # expanded locally by each party (see the module docstring)
             ks[key_owner] *= n_groups
             ks[1 - key_owner] = n_cross * (1 + ks[1 - key_owner])
-        spec = StatsSpec(0, ks[0], ks[1], n_groups, key_owner)
+        spec = StatsSpec(0, ks[0], ks[1], n_groups, key_owner, n_cross, self._min_cell(task))
         digests = (str(run["input_digests"][first]), str(run["input_digests"][1 - first]))
         return Plan(
             dict(run),
@@ -340,12 +340,32 @@ class MpcSessions:
             lr=lr,
         )
 
+    def _min_cell(self, task: dict[str, Any]) -> int:
+        """The larger of the inputs' ``min_group_size`` policies (on this node's ledger view) and the
+        task's ``params.min_cell``: enforced inside the MPC (``stats.suppress``) on every group,
+        tier and cell of the outputs, and on the aligned rows as a whole (refused below it)."""
+        asked = task["params"].get("min_cell", 0)
+        if type(asked) is not int or asked < 0 or asked > 1_000_000:
+            raise MpcRefused("BAD_TASK", "params.min_cell: an integer in [0, 1000000]", 409)
+        policy = [
+            self.ctx.query(f"dataset/{i['dataset']}").get("min_group_size") or 0 for i in task["inputs"]
+        ]
+        return max([asked, *policy])
+
+    def _check_min_rows(self, plan: Plan) -> None:
+        if plan.lr is None and plan.spec.n_rows < plan.spec.min_cell:
+            raise MpcRefused(
+                "TOO_FEW_ROWS",
+                f"{plan.spec.n_rows} aligned rows, fewer than the minimum cell size {plan.spec.min_cell}",
+                409,
+            )
+
     def _check_psi(self, psi_run: str, by_party: list[dict[str, Any]]) -> None:
         run = self.ctx.query_or_none(f"run/{psi_run}")
         if run is None or run["status"] != "succeeded":
             raise MpcRefused("BAD_PSI_RUN", f"params.psi_run {psi_run[:16]} is not a succeeded run", 409)
         task = self.ctx.query(f"task/{run['task']}")
-        if task["engine"] != "psi" or task["code_digest"] != ECDH_PSI_CODE_DIGEST:
+        if task["engine"] != "psi" or engine_of(task["code_digest"]) is None:
             raise MpcRefused("BAD_PSI_RUN", "params.psi_run is not a run of a psi task", 409)
         if task["params"].get("output") != "both":
             raise MpcRefused("BAD_PSI_RUN", "the psi run must have output 'both' (both parties align)", 409)
@@ -516,7 +536,10 @@ class MpcSessions:
             labels = None if keys is None else keys.astype(np.float64)
             program = _lr_scores(pctx, plan.lr, _standardize(table), labels)
         else:
-            program = joint_stats(pctx, plan.spec, table, keys)
+            levels = None
+            if plan.spec.n_levels and keys is None:  # the tier party: its first columns are [tier = j]
+                levels = np.rint(table[:, : plan.spec.n_levels]).astype(np.int64)
+            program = joint_stats(pctx, plan.spec, table, keys, levels)
         shares: list[Ring] = self._drive(s, program)
         return reveal_message(sess, s.me, REQUESTER, shares)
 
@@ -545,6 +568,7 @@ class MpcSessions:
         plan = plan.with_rows(len(table))
         spec = plan.spec
         self._check_lr_rows(plan)
+        self._check_min_rows(plan)
         sid = session or secrets.token_hex(16)
         self._claim(run_id, sid, "party", 0, plan.inputs[0]["dataset"])
         s = self._register_claimed(sid, run_id, 0, plan)
@@ -653,6 +677,7 @@ class MpcSessions:
             )
         plan = plan.with_rows(rows)
         self._check_lr_rows(plan)
+        self._check_min_rows(plan)
         self._claim(run_id, session, "party", 1, plan.inputs[1]["dataset"])
         s = self._register_claimed(session, run_id, 1, plan)
 
