@@ -152,14 +152,20 @@ def test_intersection_size_and_digest_and_the_ids_stay_on_the_bank_node(
 
 
 def test_spu_rr22_between_the_nodes_gives_the_same_intersection_and_leaves_no_files(
-    net: Network, world: dict[str, Any]
+    net: Network, world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """SecretFlow SPU's RR22, out of process on each node, its link carried over the nodes' signed
-    HTTPS link (no other port between them): the same 151 IDs, digest and records as ECDH-PSI."""
+    HTTPS link (no other port between them): the same 151 IDs, digest and records as ECDH-PSI; the
+    requester sees the receiver node's progress while it runs."""
+    import confide.interfaces.runs as runs
+
+    monkeypatch.setattr(runs, "PROGRESS_EVERY_S", 0.05)
     analyst = world["analyst"]
     wire = net.root.parent / "wire.bin"
-    before = wire.stat().st_size
-    out = run_psi_task(analyst, _task(net, world, engine="spu-rr22"))
+    before = wire.stat().st_size if wire.exists() else 0
+    lines: list[str] = []
+    out = run_psi_task(analyst, _task(net, world, engine="spu-rr22"), say=lines.append)
+    assert any(line.startswith("[node] PSI running (receiver)") for line in lines), lines
 
     expected = _expected()
     assert out["intersection_size"] == 151

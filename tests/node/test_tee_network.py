@@ -318,9 +318,9 @@ def test_sealed_output_survives_a_host_restart(net: Network, world: dict[str, An
 def test_a_run_reports_its_progress_while_inputs_stream(
     net: Network, world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import confide.interfaces.tee as tee_sdk
+    import confide.interfaces.runs as runs
 
-    monkeypatch.setattr(tee_sdk, "PROGRESS_EVERY_S", 0.02)
+    monkeypatch.setattr(runs, "PROGRESS_EVERY_S", 0.02)
     lines: list[str] = []
     out = run_tee_task(world["analyst"], _task(net, world, SQL), say=lines.append)
 

@@ -20,7 +20,7 @@ from ..engines.psi.interface import ECDH_PSI_CODE as PSI_CODE
 from ..engines.psi.registry import code_digest
 from . import sdk
 from .client import Client
-from .runs import RunFailed, input_digests, node_step
+from .runs import RunFailed, input_digests, node_step, watching
 
 __all__ = ["PSI_CODE", "PsiRunFailed", "input_digests", "run_psi_task", "submit_psi_task"]
 
@@ -69,7 +69,8 @@ def run_psi_task(
     body: dict[str, Any] = {"run": run_id, "min_height": r.height}
     if session is not None:
         body["session"] = session
-    out = node_step(client, run_id, "/v1/psi/runs", body, PsiRunFailed)
+    with watching(client, f"/v1/psi/runs/{run_id}", _progress_line, say):
+        out = node_step(client, run_id, "/v1/psi/runs", body, PsiRunFailed)
     f = sdk.finish_run(client.ledger, client.identity, run_id, output_digest=out["output_digest"])
     say(
         f"[ledger] run.finish at block {f.height}: {out['intersection_size']} in common, "
@@ -82,3 +83,15 @@ def run_psi_task(
         "session": out["session"],
         "height": f.height,
     }
+
+
+def _progress_line(p: dict[str, Any]) -> str | None:
+    """This node's side of a running PSI: items done of its total (SPU engines report percent)."""
+    live = p.get("live") or []
+    if not live:
+        return None
+    x = live[0]
+    line = f"[node] PSI {x['state']} ({x['role']})"
+    if x.get("total"):
+        line += f": {x['done']:,}/{x['total']:,} ({100 * x['done'] // x['total']}%)"
+    return line

@@ -6,12 +6,17 @@ do the engine's work, and record the run as failed when a node refuses; these ar
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import sdk
 from .client import ApiCallError, Client
 
-__all__ = ["RunFailed", "input_digests", "node_step"]
+__all__ = ["PROGRESS_EVERY_S", "RunFailed", "input_digests", "node_step", "watching"]
+
+PROGRESS_EVERY_S = 2.0
 
 
 class RunFailed(Exception):
@@ -47,3 +52,31 @@ def node_step(
         )
         raise failed(run_id, exc.code, exc.message) from None
     return out
+
+
+@contextlib.contextmanager
+def watching(
+    client: Client, path: str, render: Callable[[dict[str, Any]], str | None], say: Callable[[str], None]
+) -> Iterator[None]:
+    """While the block runs (a node step that blocks until the engine is done), GET ``path`` every
+    :data:`PROGRESS_EVERY_S` seconds and ``say`` what ``render`` makes of it, when that changed."""
+    done = threading.Event()
+
+    def loop() -> None:
+        last = ""
+        while not done.wait(PROGRESS_EVERY_S):
+            try:
+                line = render(client.call("GET", path))
+            except ApiCallError:
+                continue
+            if line and line != last:
+                say(line)
+                last = line
+
+    watcher = threading.Thread(target=loop, daemon=True, name="run-progress")
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join(timeout=5)

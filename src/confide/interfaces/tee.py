@@ -19,7 +19,6 @@ encrypts the output to the requester and nobody else.
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -33,7 +32,7 @@ from ..engines.tee.wire import open_release
 from ..ledger import Receipt
 from . import sdk
 from .client import ApiCallError, Client
-from .runs import RunFailed, input_digests
+from .runs import RunFailed, input_digests, watching
 
 __all__ = [
     "TeeRunFailed",
@@ -46,7 +45,6 @@ __all__ = [
 ]
 
 _RECIPIENT_SALT = b"confide/tee/recipient/v1"
-PROGRESS_EVERY_S = 2.0
 
 
 class TeeRunFailed(RunFailed):
@@ -86,13 +84,11 @@ def run_tee_task(
         f"[ledger] run.start {run_id[:16]} at block {r.height}: grants re-checked, quote {att['quote'][:16]}…"
     )
     say("[host] owners verify the quote on their own ledger view and stream their granted columns")
-    done = threading.Event()
-    watcher = threading.Thread(target=_watch, args=(client, session["session"], done, say), daemon=True)
-    watcher.start()
     try:
-        out = client.call(
-            "POST", f"/v1/tee/sessions/{session['session']}/run", {"run": run_id, "min_height": r.height}
-        )
+        with watching(client, f"/v1/tee/sessions/{session['session']}", _progress_line, say):
+            out = client.call(
+                "POST", f"/v1/tee/sessions/{session['session']}/run", {"run": run_id, "min_height": r.height}
+            )
     except ApiCallError as exc:
         sdk.finish_run(
             client.ledger,
@@ -103,9 +99,6 @@ def run_tee_task(
             reason=exc.message[:2000],
         )
         raise TeeRunFailed(run_id, exc.code, exc.message) from None
-    finally:
-        done.set()
-        watcher.join(timeout=5)
     st = out["statement"]
     f = sdk.finish_run(
         client.ledger,
@@ -120,22 +113,13 @@ def run_tee_task(
     return out | {"session": session["session"]}
 
 
-def _watch(client: Client, session: str, done: threading.Event, say: Callable[[str], None]) -> None:
-    """Every few seconds, say how far the host got (frames and MB per input), while the run lasts."""
-    last = ""
-    while not done.wait(PROGRESS_EVERY_S):
-        try:
-            p = client.call("GET", f"/v1/tee/sessions/{session}")
-        except ApiCallError:
-            continue
-        parts = [
-            f"{d}: {v['frames']} frames, {v['bytes'] / 1e6:.1f} MB{' (done)' if v['done'] else ''}"
-            for d, v in p["inputs"].items()
-        ]
-        line = f"[host] {p['state']}: " + "; ".join(parts)
-        if line != last:
-            say(line)
-            last = line
+def _progress_line(p: dict[str, Any]) -> str:
+    """How far the host got (frames and MB per input)."""
+    parts = [
+        f"{d}: {v['frames']} frames, {v['bytes'] / 1e6:.1f} MB{' (done)' if v['done'] else ''}"
+        for d, v in p["inputs"].items()
+    ]
+    return f"[host] {p['state']}: " + "; ".join(parts)
 
 
 def release_preview(owner: Client, run_id: str, dataset: str) -> dict[str, Any]:

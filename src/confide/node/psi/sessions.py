@@ -91,6 +91,15 @@ class _Session:
     inbox: Inbox = field(default_factory=Inbox)
     opened: float = field(default_factory=time.monotonic)
     state: str = "starting"
+    done: int = 0
+    total: int = 0
+
+    def progress(self, done: int, total: int) -> None:
+        """The engine's progress callback (any thread): what ``GET /v1/psi/runs/{run}`` shows."""
+        self.done, self.total = done, total
+
+    def view(self) -> dict[str, Any]:
+        return {"role": self.role, "state": self.state, "done": self.done, "total": self.total}
 
 
 class PsiSessions:
@@ -236,7 +245,7 @@ class PsiSessions:
                 session=f"{run_id}/{sid}", role="receiver", output=output, idle_timeout=IDLE_TIMEOUT_S
             )
             try:
-                result = engine.run(ids, self._transport(s), cfg)
+                result = engine.run(ids, self._transport(s), cfg, s.progress)
             except PsiPeerAborted as exc:
                 raise PsiRefused("PEER_ABORTED", str(exc), 502) from None
             except PsiError as exc:
@@ -323,7 +332,7 @@ class PsiSessions:
     ) -> None:
         s.state = "running"
         try:
-            result = engine.run(ids, transport, cfg)
+            result = engine.run(ids, transport, cfg, s.progress)
             self._keep(s.run, dataset, result)
             s.state = "done"
             log.info("psi run %s: sender done", s.run[:16])
@@ -358,7 +367,9 @@ class PsiSessions:
         if task is None or task["requester"] != requester:
             raise PsiRefused("UNKNOWN_RUN", "no such psi run of yours on this node", 404)
         rows = [{k: v for k, v in r.items() if k != "ids"} for r in self.ctx.local.psi_runs(run_id)]
-        return {"run": run_id, "parties": rows}
+        with self._lock:
+            live = [x.view() for x in self._sessions.values() if x.run == run_id]
+        return {"run": run_id, "parties": rows, "live": live}
 
     def close(self) -> None:
         with self._lock:
