@@ -506,8 +506,10 @@ class MpcSessions:
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
 
-    def _abort_peers(self, s: _Session, reason: str) -> None:
-        for party in s.peers.values():
+    def _abort_peers(self, s: _Session, reason: str, skip: str | None = None) -> None:
+        for org, party in s.peers.items():
+            if org == skip:  # the peer that failed: an ABORT to it would wait out its timeout again
+                continue
             with contextlib.suppress(MpcError):
                 self._send(s, party, ABORT + reason.encode()[:400])
 
@@ -616,6 +618,7 @@ class MpcSessions:
         try:
             resp = self._post(org, "/v1/mpc/sessions", body, "application/json")
         except httpx.HTTPError as exc:
+            self._abort_peers(s, f"{org}'s node failed: {exc}", skip=org)
             raise MpcRefused("PEER_UNREACHABLE", f"{org}'s node failed: {exc}", 502) from None
         if resp.status_code != 200:
             self._abort_peers(s, f"{org} refused")
@@ -708,14 +711,13 @@ class MpcSessions:
         party = s.peers.get(str(caller.get("org")))
         if "node" not in caller.get("roles", ()) or party is None:
             raise MpcRefused("NOT_THE_PEER", "only the session's peer nodes post messages to it")
-        if message.startswith(ABORT):
-            s.inboxes[party].fail(
-                MpcAbortedError(f"party {party} aborted: {message[len(ABORT) :].decode(errors='replace')}")
-            )
-            return
-        if len(message) > MAX_MESSAGE:
+        if len(message) > MAX_MESSAGE:  # before anything else: an ABORT is no exception
             s.inboxes[party].fail(MpcError(f"party {party} sent an oversized message"))
             raise MpcRefused("MESSAGE_TOO_LARGE", f"an MPC message is at most {MAX_MESSAGE} bytes", 413)
+        if message.startswith(ABORT):
+            reason = message[len(ABORT) : len(ABORT) + 400].decode(errors="replace")
+            s.inboxes[party].fail(MpcAbortedError(f"party {party} aborted: {reason}"))
+            return
         if not s.inboxes[party].put(message):
             raise MpcRefused("INBOX_FULL", "the MPC session's inbox is full; retry shortly", 429)
 

@@ -40,9 +40,10 @@ class Inbox:
     """One session's bounded queue of peer messages; an exception put in it is raised by ``recv``."""
 
     def __init__(self, depth: int = INBOX_DEPTH) -> None:
-        self._q: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=depth)
+        self._q: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
         self._log = os.environ.get("CONFIDE_PSI_WIRE_LOG")
         self._log_lock = threading.Lock()
+        self._failed: BaseException | None = None
 
     def put(self, message: bytes, wait: float = PUT_WAIT_S) -> bool:
         """Queue one message; ``False`` if the inbox stayed full for ``wait`` seconds."""
@@ -56,25 +57,25 @@ class Inbox:
         return True
 
     def fail(self, exc: BaseException | None) -> None:
-        """Make the next ``recv`` raise ``exc`` (``None``: the link is closed, ``EOFError``)."""
-        while True:
-            try:
-                self._q.put_nowait(exc)
-                return
-            except queue.Full:  # the session is dead anyway: drop a queued message to make room
-                with contextlib.suppress(queue.Empty):
-                    self._q.get_nowait()
+        """Make the next ``recv`` raise ``exc`` (``None``: the link is closed, ``EOFError``), ahead
+        of any message still queued: an abort or a refusal must not wait behind protocol traffic."""
+        with self._log_lock:
+            if self._failed is None:
+                self._failed = exc if exc is not None else EOFError("the link was closed")
+        with contextlib.suppress(queue.Full):
+            self._q.put_nowait(None)  # wake a waiting recv; a full queue has a message to wake it anyway
 
     def get(self, timeout: float) -> bytes:
+        if self._failed is not None:
+            raise self._failed
         try:
             item = self._q.get(timeout=timeout)
         except queue.Empty:
             raise TimeoutError from None
-        if item is None:
-            self._q.put(None)
-            raise EOFError("the PSI link was closed")
-        if isinstance(item, BaseException):
-            raise item
+        if self._failed is not None:
+            raise self._failed
+        if item is None:  # a wake-up whose failure was already raised (cannot happen before it is set)
+            raise EOFError("the link was closed")
         return item
 
 
