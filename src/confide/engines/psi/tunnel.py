@@ -82,9 +82,10 @@ class _Conn:
                 self.sock.shutdown(socket.SHUT_WR)
             else:
                 self.sock.sendall(data)
-        except OSError as exc:
-            if not self.tunnel.stopped.is_set():
-                self.tunnel.fail(PsiProtocolError(f"local engine connection {self.cid} failed: {exc}"))
+        except OSError:
+            # The local engine closed (or reset) its end: that is its business, and if it failed,
+            # the engine's own result says so. Bytes for it are dropped; the peer is not blamed.
+            self.close()
 
     def _connect(self) -> None:
         deadline = time.monotonic() + CONNECT_WAIT_S
@@ -114,12 +115,20 @@ class _Conn:
         assert self.sock is not None
         head = b"D" + _ID.pack(self.cid)
         try:
-            while data := self.sock.recv(CHUNK):
+            while True:
+                try:
+                    data = self.sock.recv(CHUNK)
+                except OSError:  # the local engine reset its end (it stops its link when done): a close
+                    data = b""
+                if not data:
+                    break
                 self.tunnel.send(head + data)
             self.tunnel.send(b"C" + _ID.pack(self.cid))
-        except (OSError, PsiProtocolError, TimeoutError) as exc:
+        except (OSError, PsiProtocolError, TimeoutError) as exc:  # sending to the peer failed
             if not self.tunnel.stopped.is_set():
-                self.tunnel.fail(PsiProtocolError(f"tunnel connection {self.cid} broke: {exc}"))
+                self.tunnel.fail(
+                    PsiProtocolError(f"the link to the peer broke (connection {self.cid}): {exc}")
+                )
 
     def close(self) -> None:
         if self.sock is not None:

@@ -67,4 +67,21 @@ def mpc(rows: int = typer.Option(1_000_000, min=100, help="PSI-aligned rows (two
     print(json.dumps(result, sort_keys=True))
 
 
+@bench_app.command("scheduler")
+@friendly
+def scheduler(
+    tasks: int = typer.Option(10_000, min=1, max=1_000_000, help="Tasks due in the same minute."),
+    lead_s: float | None = typer.Option(
+        None, min=1, help="Slot this many seconds ahead (default: next minute)."
+    ),
+) -> None:
+    """N scheduled tasks (no-op engine) firing in one minute: dispatch lateness and read-API latency."""
+    import sys
+
+    from ...node.scheduler.bench import run_scheduler_bench
+
+    result = run_scheduler_bench(tasks, lambda s: print(s, file=sys.stderr, flush=True), lead_s)
+    print(json.dumps(result, sort_keys=True))
+
+
 bench_app.command("psi")(psi)

@@ -171,13 +171,20 @@ def consume_use(ctx: Ctx, grant: dict[str, Any]) -> None:
 
 
 def check_grant_use(
-    ctx: Ctx, grant_id: str, *, dataset: str, engine: str, columns: list[str]
+    ctx: Ctx,
+    grant_id: str,
+    *,
+    dataset: str,
+    engine: str,
+    columns: list[str],
+    applicant: str | None = None,
 ) -> dict[str, Any]:
-    """Refuse unless the grant is live and covers this use; return the grant."""
+    """Refuse unless the grant is live and covers this use by ``applicant`` (default: the signer;
+    a scheduled run started by the requester org's node uses the task requester's grants)."""
     app = _app(ctx, grant_id)
     if app["dataset"] != dataset:
         raise Reject(Code.OUT_OF_SCOPE, f"grant {grant_id[:16]} is for another dataset")
-    if app["applicant"] != ctx.tx.signer:
+    if app["applicant"] != (applicant or ctx.tx.signer):
         raise Reject(Code.FORBIDDEN, f"grant {grant_id[:16]} belongs to another applicant")
     require_live(app, ctx.now, f"grant {grant_id[:16]}")
     if engine not in app["engines"]:

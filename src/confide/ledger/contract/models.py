@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .schedule import Schedule
+
 __all__ = [
     "ENGINES",
     "ROLES",
@@ -186,7 +188,9 @@ class TaskSubmit(_P):
     # data owner can read what will run and recompute the enclave measurement. Required for tee.
     code: Annotated[str, Field(max_length=65_536)] | None = None
     params: dict[str, str | int | bool | None] = Field(default_factory=dict, max_length=64)
-    schedule: Annotated[str, Field(min_length=1, max_length=200)] = "now"
+    # "now": runs are started by hand; a Schedule (a point in time, or cron in a zone): the scheduler
+    # of the requester org's node starts one run per slot (see ``schedule``)
+    schedule: Schedule | Literal["now"] = "now"
 
     @model_validator(mode="after")
     def _code(self) -> TaskSubmit:
@@ -225,6 +229,7 @@ class TeeAttestation(_P):
 class RunStart(_P):
     task: Hex64
     input_digests: list[Hex64] = Field(min_length=1, max_length=16)
+    slot: Ms | None = None  # a scheduled task's run names its slot (UTC ms); one run per slot
     attestation_digest: Hex64 | None = None
     attestation: TeeAttestation | None = None
 

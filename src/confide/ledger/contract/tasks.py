@@ -28,6 +28,7 @@ from .catalog import can_manage
 from .ctx import Ctx
 from .grants import check_grant_use, consume_use
 from .models import ReleaseDecide, RunFinish, RunStart, TaskCancel, TaskSubmit
+from .schedule import MINUTE_MS, Schedule, is_slot
 
 __all__ = ["release_decide", "run_finish", "run_start", "task_cancel", "task_submit"]
 
@@ -51,7 +52,7 @@ def task_submit(ctx: Ctx, p: TaskSubmit) -> None:
             "code_digest": p.code_digest,
             "code": p.code,
             "params": p.params,
-            "schedule": p.schedule,
+            "schedule": p.schedule if isinstance(p.schedule, str) else p.schedule.model_dump(),
             "status": "active",
             "runs": [],
             "submitted_at": ctx.now,
@@ -82,9 +83,44 @@ def _covered_digests(ds: dict[str, Any], grant: dict[str, Any]) -> set[str]:
     return {v["content_digest"] for v in ds["versions"] if v["version"] in wanted}
 
 
+SLOT_EARLY_MS = 5 * MINUTE_MS  # a slot may be started this much before it (clock skew), not more
+
+
+def scheduled(task: dict[str, Any]) -> Schedule | None:
+    """The task's schedule, unless its runs are started by hand."""
+    sched = task.get("schedule")
+    return Schedule.model_validate(sched) if isinstance(sched, dict) and sched["kind"] != "now" else None
+
+
+def _check_slot(ctx: Ctx, task: dict[str, Any], p: RunStart) -> Schedule | None:
+    """Who may start this run and for which slot: the requester, or for a scheduled task a node of
+    the requester's org (its scheduler) once per slot: a second run.start for a slot is refused, so
+    a scheduler that crashed after submitting cannot start the same slot twice."""
+    sched = scheduled(task)
+    by_requester = task["requester"] == ctx.tx.signer
+    if sched is None:
+        ctx.require(by_requester, "only the task's requester starts its runs")
+        if p.slot is not None:
+            raise Reject(Code.MALFORMED, "slot: only a scheduled task's runs name a slot")
+        return None
+    by_node = ctx.has_role("node") and ctx.org == task["requester_org"]
+    ctx.require(
+        by_requester or by_node, "only the requester or its org's node starts a scheduled task's runs"
+    )
+    if p.slot is None:
+        raise Reject(Code.MALFORMED, "slot: a scheduled task's run names its slot")
+    if not is_slot(sched, p.slot):
+        raise Reject(Code.OUT_OF_SCOPE, f"slot {p.slot}: not a slot of the task's schedule")
+    if p.slot > ctx.now + SLOT_EARLY_MS or p.slot < int(task["submitted_at"]) - MINUTE_MS:
+        raise Reject(Code.OUT_OF_SCOPE, f"slot {p.slot}: not due yet, or before the task existed")
+    if ctx.state.get(f"slot/{p.task}/{p.slot}") is not None:
+        raise Reject(Code.ALREADY_EXISTS, f"slot {p.slot} of task {p.task[:16]} already has a run")
+    return sched
+
+
 def run_start(ctx: Ctx, p: RunStart) -> None:
     task = _task(ctx, p.task)
-    ctx.require(task["requester"] == ctx.tx.signer, "only the task's requester starts its runs")
+    sched = _check_slot(ctx, task, p)
     if task["status"] != "active":
         raise Reject(Code.INVALID_STATE, f"task is {task['status']}")
     if len(p.input_digests) != len(task["inputs"]):
@@ -96,7 +132,12 @@ def run_start(ctx: Ctx, p: RunStart) -> None:
     grants = []
     for inp, digest in zip(task["inputs"], p.input_digests, strict=True):
         grant = check_grant_use(
-            ctx, inp["grant"], dataset=inp["dataset"], engine=task["engine"], columns=inp["columns"]
+            ctx,
+            inp["grant"],
+            dataset=inp["dataset"],
+            engine=task["engine"],
+            columns=inp["columns"],
+            applicant=task["requester"],
         )
         if digest not in _covered_digests(ctx.dataset(inp["dataset"]), grant):
             raise Reject(
@@ -109,6 +150,8 @@ def run_start(ctx: Ctx, p: RunStart) -> None:
     run_id = ctx.tx.tx_id
     task["runs"].append(run_id)
     ctx.state.put(f"task/{p.task}", task)
+    if sched is not None:
+        ctx.state.put(f"slot/{p.task}/{p.slot}", {"run": run_id})
     ctx.state.put(
         f"run/{run_id}",
         {
@@ -124,9 +167,10 @@ def run_start(ctx: Ctx, p: RunStart) -> None:
             "status": "running",
             "started_at": ctx.now,
             "started_by": ctx.tx.signer,
+            **({"slot": p.slot} if p.slot is not None else {}),
         },
     )
-    ctx.emit("run.started", run=run_id, task=p.task)
+    ctx.emit("run.started", run=run_id, task=p.task, slot=p.slot)
 
 
 def min_group_size(ctx: Ctx, task: dict[str, Any]) -> int:
