@@ -167,9 +167,11 @@ def submit_task(
     code: str | None = None,
     code_digest: str | None = None,
     params: dict[str, Any] | None = None,
-    schedule: str = "now",
+    schedule: str | dict[str, Any] = "now",
 ) -> Receipt:
-    """Submit a task. ``code`` (SQL text or function source) goes on the ledger; tee tasks need it."""
+    """Submit a task. ``code`` (SQL text or function source) goes on the ledger; tee tasks need it.
+    ``schedule``: ``"now"`` (runs started by hand) or e.g. ``{"kind": "cron", "cron": "0 2 * * *",
+    "tz": "Asia/Shanghai", "missed": "run_once", "priority": 5}`` / ``{"kind": "at", "at": ms}``."""
     if code_digest is None:
         if code is None:
             raise ValueError("give code (or, for non-tee engines, code_digest)")
