@@ -138,6 +138,23 @@ GARBAGE = b"\x00garbage, not an MPC message: a whole header's worth of bytes"  #
 TRUNCATED = encode_message(Header(1, 0, bytes(16), 0, Tag.INPUT), [np.arange(4, dtype=np.uint64)])[:24]
 
 
+def _fail_with_partner_frozen(
+    net: Network, w: dict[str, Any], task: str, session: str, inject: Callable[[Callable[[], None]], None]
+) -> tuple[MpcRunFailed, float]:
+    """Run ``task`` with the partner's node frozen until ``inject(thaw)`` thaws it; the run must fail.
+    Returns the failure and how long the run took."""
+    started = time.monotonic()
+    with _frozen(net, "power") as thaw:
+        th = threading.Thread(target=inject, args=(thaw,), daemon=True)
+        th.start()
+        try:
+            with pytest.raises(MpcRunFailed) as failed:
+                run_mpc_task(w["analyst"], task, session=session)
+        finally:
+            th.join(60)
+    return failed.value, time.monotonic() - started
+
+
 @pytest.mark.parametrize(
     ("body", "expect"),
     [(GARBAGE, "bad magic"), (TRUNCATED, "truncated header (24 < 40 bytes)")],
@@ -163,22 +180,13 @@ def test_a_malformed_message_from_the_partner_aborts_the_run_on_every_node(
                 time.sleep(0.005)
         thaw()
 
-    started = time.monotonic()
     # the partner's node stays frozen until the injected message is in the bank's inbox, so none of its
     # real messages can get there first (the bank's node waits for its answer to the join meanwhile)
-    with _frozen(net, "power") as thaw:
-        th = threading.Thread(target=inject, args=(thaw,), daemon=True)
-        th.start()
-        try:
-            with pytest.raises(MpcRunFailed) as failed:
-                run_mpc_task(w["analyst"], task, session=session)
-        finally:
-            th.join(30)
-    elapsed = time.monotonic() - started
+    failed, elapsed = _fail_with_partner_frozen(net, w, task, session, inject)
     assert answers == [202]  # the bank's node took the bytes (they are signed by its peer) ...
-    run = failed.value.run  # ... and its engine refused them: a clear error, soon
-    assert failed.value.code == "MPC_FAILED" and "party 1" in failed.value.message, failed.value
-    assert expect in failed.value.message
+    run = failed.run  # ... and its engine refused them: a clear error, soon
+    assert failed.code == "MPC_FAILED" and "party 1" in failed.message, failed
+    assert expect in failed.message
     assert elapsed < 20
     _assert_failed_everywhere(net, w, run, session, expect)
     _assert_partner_stopped(net, session)
@@ -213,20 +221,12 @@ def test_an_oversized_message_is_refused_with_413_and_aborts_the_run(
                 time.sleep(0.05)
         thaw()
 
-    started = time.monotonic()
-    with _frozen(net, "power") as thaw:
-        th = threading.Thread(target=inject, args=(thaw,), daemon=True)
-        th.start()
-        try:
-            with pytest.raises(MpcRunFailed) as failed:
-                run_mpc_task(w["analyst"], task, session=session)
-        finally:
-            th.join(60)
+    failed, elapsed = _fail_with_partner_frozen(net, w, task, session, inject)
     assert len(answers) == 1 and answers[0].status_code == 413, answers
     assert answers[0].json()["error"]["code"] == "MESSAGE_TOO_LARGE"
-    assert failed.value.code == "MPC_FAILED" and "oversized" in failed.value.message, failed.value
-    assert time.monotonic() - started < 30
-    _assert_failed_everywhere(net, w, failed.value.run, session, "oversized")
+    assert failed.code == "MPC_FAILED" and "oversized" in failed.message, failed
+    assert elapsed < 30
+    _assert_failed_everywhere(net, w, failed.run, session, "oversized")
     _assert_partner_stopped(net, session)
 
 

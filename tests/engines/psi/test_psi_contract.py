@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 from _psi_sets import nfc_sorted, psi, random_sets
 
-from confide.engines.psi.ecdh import EcdhPsi, new_pool
+from confide.engines.psi.ecdh import EcdhPsi
 from confide.engines.psi.interface import PsiConfig, PsiEngine, PsiProtocolError
 from confide.engines.psi.local import run_pair
 from confide.engines.psi.spu import SpuPsi, SpuWorkers
@@ -30,15 +30,6 @@ def spu_workers() -> Iterator[SpuWorkers]:
         yield workers
     finally:
         workers.close()
-
-
-@pytest.fixture(scope="module")
-def ecdh() -> Iterator[EcdhPsi]:
-    pool = new_pool(2)
-    try:
-        yield EcdhPsi(pool, 2)
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
 
 
 @pytest.fixture(params=ENGINES)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import secrets
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import pytest
 from _psi_sets import nfc_sorted, psi, random_sets
@@ -13,19 +13,15 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 
 from confide.engines.psi import wire
 from confide.engines.psi._work import mask_ids, remask_points
-from confide.engines.psi.ecdh import EcdhPsi, canonical_ids, new_pool, session_dst
+from confide.engines.psi.ecdh import EcdhPsi, canonical_ids, session_dst
 from confide.engines.psi.h2c import encode_to_curve_u
 from confide.engines.psi.interface import PsiConfig, PsiPeerAborted, PsiProtocolError, PsiResult
 from confide.engines.psi.local import QueueTransport, run_pair, transport_pair
 
 
 @pytest.fixture(scope="module")
-def engine() -> Iterator[EcdhPsi]:
-    pool = new_pool(2)
-    try:
-        yield EcdhPsi(pool, 2)
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+def engine(ecdh: EcdhPsi) -> EcdhPsi:
+    return ecdh
 
 
 def test_bad_ids_rejected(engine: EcdhPsi) -> None:

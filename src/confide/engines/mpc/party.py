@@ -129,32 +129,26 @@ class PartyContext:
 
     def open(self, xs: Sequence[Ring]) -> Generator[Round, Inbound, list[Ring]]:
         """Reconstruct shared arrays at every compute party (one round)."""
-        got = yield from self._exchange(
-            {p: (Tag.OPEN, xs) for p in self.peers}, {p: (Tag.OPEN, len(xs)) for p in self.peers}
-        )
-        out = [np.array(x, dtype=np.uint64, copy=True) for x in xs]
-        for p in self.peers:
-            for i, arr in enumerate(got[p]):
-                if arr.shape != out[i].shape:
-                    raise MpcProtocolError(
-                        f"opening from party {p}: shape {arr.shape}, expected {out[i].shape}"
-                    )
-                out[i] += arr
-        return out
+        return (yield from self._open(xs, Tag.OPEN, np.add, "opening"))
 
     def open_xor(self, xs: Sequence[Ring]) -> Generator[Round, Inbound, list[Ring]]:
         """Reconstruct XOR-shared words at every compute party (one round)."""
+        return (yield from self._open(xs, Tag.OPEN_BITS, np.bitwise_xor, "bit opening"))
+
+    def _open(
+        self, xs: Sequence[Ring], tag: Tag, combine: np.ufunc, what: str
+    ) -> Generator[Round, Inbound, list[Ring]]:
         got = yield from self._exchange(
-            {p: (Tag.OPEN_BITS, xs) for p in self.peers}, {p: (Tag.OPEN_BITS, len(xs)) for p in self.peers}
+            {p: (tag, xs) for p in self.peers}, {p: (tag, len(xs)) for p in self.peers}
         )
         out = [np.array(x, dtype=np.uint64, copy=True) for x in xs]
         for p in self.peers:
             for i, arr in enumerate(got[p]):
                 if arr.shape != out[i].shape:
                     raise MpcProtocolError(
-                        f"bit opening from party {p}: shape {arr.shape}, expected {out[i].shape}"
+                        f"{what} from party {p}: shape {arr.shape}, expected {out[i].shape}"
                     )
-                out[i] ^= arr
+                combine(out[i], arr, out=out[i])
         return out
 
     # ------------------------------------------------------------------ dealer
