@@ -35,7 +35,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
 
@@ -233,17 +233,35 @@ class SpuWorker:
         except OSError:
             raise PsiError(f"the SPU worker is gone: {self.log_tail()}") from None
 
-    def link(self, link: dict[str, Any]) -> None:
-        """Start connecting SPU's link (it goes on while the caller prepares the input)."""
+    def link(self, link: dict[str, Any]) -> int | None:
+        """Start connecting SPU's link (it goes on while the caller prepares the input). With
+        ``parties[rank] == "auto"`` returns the port the worker's link server takes."""
         self.wait_ready()
         self._send(link)
+        if link["parties"][link["rank"]] != "auto":
+            return None
+        msg = self._line()
+        if "error" in msg:
+            raise PsiError(f"SPU failed: {msg['error']}")
+        port: int = msg["port"]
+        return port
 
-    def run(self, job: dict[str, Any], progress: Progress | None = None) -> dict[str, Any]:
-        """Give the run (after :meth:`link`); relay progress; return SPU's counts or raise PsiError."""
+    def run(
+        self,
+        job: dict[str, Any],
+        progress: Progress | None = None,
+        on_port: Callable[[int], None] | None = None,
+    ) -> dict[str, Any]:
+        """Give the run (after :meth:`link`); relay progress (and a link port taken again, to
+        ``on_port``); return SPU's counts or raise PsiError."""
         self._send(job)
         while True:
             msg = self._line()
             if "linked" in msg:
+                continue
+            if "port" in msg:
+                if on_port is not None:
+                    on_port(int(msg["port"]))
                 continue
             if "progress" in msg:
                 if progress is not None:
@@ -414,9 +432,8 @@ class SpuPsi:
         progress: Progress | None,
     ) -> tuple[int | None, dict[str, Any]]:
         """Link (through the tunnel), write the input while it connects, run; (own count, SPU report)."""
-        parties = [f"127.0.0.1:{tunnel.server_port}", f"127.0.0.1:{tunnel.listen_port}"]
-        tunnel.start()
-        worker.link(
+        parties = ["auto", f"127.0.0.1:{tunnel.listen_port}"]
+        port = worker.link(
             {
                 "rank": rank,
                 "parties": parties if rank == 0 else parties[::-1],
@@ -425,6 +442,9 @@ class SpuPsi:
                 "window": LINK_WINDOW,
             }
         )
+        assert port is not None
+        tunnel.server_port = port  # the worker's link server, where the peer's connections go
+        tunnel.start()
         unique = len(arr) <= self.dedup_max  # else SPU de-duplicates in its on-disk buckets
         if unique:
             arr = pc.unique(nfc(arr))
@@ -440,7 +460,7 @@ class SpuPsi:
             "input": str(src),
             "output": str(worker.dir / "out.csv"),
         }
-        report = worker.run(job, progress) | {"keys_unique": unique}
+        report = worker.run(job, progress, tunnel.set_server_port) | {"keys_unique": unique}
         return own, report
 
     def _run_spu(
@@ -450,7 +470,7 @@ class SpuPsi:
         rank = 0 if config.role == "receiver" else 1
         tunnel = Tunnel(
             transport,
-            server_port=free_port(),
+            server_port=0,  # the worker's, once it says which (worker.link)
             odd_ids=rank == 1,
             idle_timeout=config.idle_timeout,
             on_error=lambda _exc: worker.kill(),

@@ -6,10 +6,11 @@ imports nothing but the standard library and ``spu``. :mod:`confide.engines.psi.
 
 1. the worker imports SPU and prints ``{"ready": true, "spu": VERSION}``;
 2. it reads the link: ``{"rank", "parties": [host:port, host:port], "link_id", "recv_timeout_ms",
-   "window"}``; ``parties[rank]`` is where its own link server listens, the other entry is where it
-   reaches the peer (the Confide tunnel's local end when run by the engine, the peer worker itself
-   when the bench calls SPU directly); it connects and prints ``{"linked": true}`` (the engine
-   writes the input CSV meanwhile);
+   "window"}``; ``parties[rank]`` is where its own link server listens (``"auto"``: a loopback port
+   it picks and prints as ``{"port": N}``), the other entry is where it reaches the peer (the
+   Confide tunnel's local end when run by the engine, the peer worker itself when the bench calls
+   SPU directly); it connects and prints ``{"linked": true}`` (the engine writes the input CSV
+   meanwhile);
 3. it reads the run: ``{"protocol": "RR22"|"KKRT"|"ECDH", "receiver_rank", "broadcast",
    "keys_unique", "input", "output"}``; while SPU runs it prints ``{"progress": PERCENT, "stage":
    TEXT}``;
@@ -23,9 +24,12 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 import time
 from typing import Any
+
+PORT_TRIES = 5
 
 
 def _protocol_out() -> Any:
@@ -40,18 +44,41 @@ def _emit(out: Any, obj: dict[str, Any]) -> None:
     out.flush()
 
 
-def _link(job: dict[str, Any]) -> Any:
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _link(job: dict[str, Any], out: Any) -> Any:
+    """SPU's link. ``parties[rank] == "auto"``: this worker picks its own loopback port, says which
+    (``{"port": N}``, the engine's tunnel connects there) and picks another if another process took
+    it first (brpc's server then fails to start)."""
     import spu.libspu as libspu
 
-    desc = libspu.link.Desc()
-    desc.id = str(job["link_id"])
-    desc.recv_timeout_ms = int(job["recv_timeout_ms"])
-    desc.connect_retry_times = 300
-    desc.connect_retry_interval_ms = 100
-    desc.throttle_window_size = int(job.get("window", 10))
-    for rank, host in enumerate(job["parties"]):
-        desc.add_party(f"party{rank}", str(host))
-    return libspu.link.create_brpc(desc, int(job["rank"]))
+    rank = int(job["rank"])
+    parties = [str(p) for p in job["parties"]]
+    auto = parties[rank] == "auto"
+    for attempt in range(PORT_TRIES):
+        if auto:
+            port = _free_port()
+            parties[rank] = f"127.0.0.1:{port}"
+            _emit(out, {"port": port})
+        desc = libspu.link.Desc()
+        desc.id = str(job["link_id"])
+        desc.recv_timeout_ms = int(job["recv_timeout_ms"])
+        desc.connect_retry_times = 300
+        desc.connect_retry_interval_ms = 100
+        desc.throttle_window_size = int(job.get("window", 10))
+        for i, host in enumerate(parties):
+            desc.add_party(f"party{i}", host)
+        try:
+            return libspu.link.create_brpc(desc, rank)
+        except RuntimeError as exc:
+            if not auto or "server failed start" not in str(exc) or attempt == PORT_TRIES - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _run(lctx: Any, job: dict[str, Any], out: Any) -> dict[str, Any]:
@@ -105,7 +132,7 @@ def main() -> int:
     if not line:
         return 0  # a warm spare that was never used
     try:
-        lctx = _link(json.loads(line))
+        lctx = _link(json.loads(line), out)
         _emit(out, {"linked": True})
         line = sys.stdin.readline()
         if not line:

@@ -161,6 +161,10 @@ class Tunnel:
         self._on_error = on_error
         self.bytes_in = self.bytes_out = 0
 
+    def set_server_port(self, port: int) -> None:
+        """The local engine's server moved (it had to pick another port): connect there from now on."""
+        self.server_port = port
+
     # -- life cycle --------------------------------------------------------------------------------
     def start(self) -> None:
         for target, name in ((self._accept, "accept"), (self._recv_loop, "recv"), (self._keepalive, "ka")):
