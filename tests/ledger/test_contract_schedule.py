@@ -115,8 +115,15 @@ def test_each_slot_runs_once_started_by_the_requesters_node(c: Consortium) -> No
     for who in (node, c.analyst):  # the same slot again, whoever asks: refused
         assert Code(c.refused(who, "run.start", _start(task, slot)).code) is Code.ALREADY_EXISTS
     c.clock.now += 15 * MINUTE_MS
-    c.send(c.analyst, "run.start", _start(task, slot + 15 * MINUTE_MS))  # the requester may too
+    by_hand = c.send(c.analyst, "run.start", _start(task, slot + 15 * MINUTE_MS)).tx_id  # the requester too
     assert len(c.query(f"task/{task}")["runs"]) == 2
+    # the node that started a slot's run reports it; another org's node may not, nor may it finish
+    # a run the requester started by hand
+    failed = {"run": run, "status": "failed", "reason": "peer down"}
+    assert Code(c.refused(other_node, "run.finish", failed).code) is Code.FORBIDDEN
+    assert Code(c.refused(node, "run.finish", {**failed, "run": by_hand}).code) is Code.FORBIDDEN
+    c.send(node, "run.finish", failed)
+    assert c.query(f"run/{run}")["status"] == "failed"
 
 
 def test_a_point_in_time_task_runs_once_and_a_now_task_takes_no_slot(c: Consortium) -> None:

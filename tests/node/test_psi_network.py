@@ -180,6 +180,71 @@ def test_spu_rr22_between_the_nodes_gives_the_same_intersection_and_leaves_no_fi
         assert not list((net.root / org / "data" / "psi-work").rglob("*.csv"))
 
 
+def _scheduled_psi_task(net: Network, w: dict[str, Any], at_ms: int, partner_grant: str | None = None) -> str:
+    task = sdk.submit_task(
+        w["analyst"].ledger,
+        w["analyst"].identity,
+        engine="psi",
+        inputs=[
+            {"dataset": CUSTOMERS, "grant": w["grants"][CUSTOMERS], "columns": ["phone"]},
+            {
+                "dataset": SUBSCRIBERS,
+                "grant": partner_grant or w["grants"][SUBSCRIBERS],
+                "columns": ["phone"],
+            },
+        ],
+        code_digest=hashlib.sha256(b"ecdh-psi-x25519/v1").hexdigest(),
+        schedule={"kind": "at", "at": at_ms, "tz": "Asia/Shanghai"},
+    ).tx_id
+    net.sync()
+    return task
+
+
+def _slots_when(w: dict[str, Any], task: str, done: Any, timeout: float = 40.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        got: dict[str, Any] = w["analyst"].call("GET", f"/v1/scheduler/tasks/{task}/slots")
+        if done(got["slots"]) or time.monotonic() > deadline:
+            return got
+        time.sleep(0.2)
+
+
+def test_a_scheduled_psi_task_is_run_by_the_requesters_node_at_its_time(
+    net: Network, world: dict[str, Any]
+) -> None:
+    """The bank's node starts the run at the slot (signed by its node key, naming the slot), runs the
+    PSI as receiver and reports it: the same intersection as a run started by hand."""
+    at = int(time.time() * 1000) + 4_000
+    task = _scheduled_psi_task(net, world, at)
+    got = _slots_when(world, task, lambda slots: slots and slots[0]["state"] in ("done", "failed"))
+    (slot,) = got["slots"]
+    assert slot["slot"] == at and slot["state"] == "done", slot
+    assert slot["queued_at"] - at < 2_000  # taken up on time
+    net.sync()
+    run = world["analyst"].query(f"run/{slot['run']}")
+    assert run["slot"] == at and run["status"] == "succeeded"
+    assert run["started_by"] == load_identity(net.root / "bank" / "keys" / "node.pem").key_id
+    expected = _expected()
+    assert run["output_digest"] == hashlib.sha256("\n".join(expected).encode()).hexdigest()
+    assert len(world["analyst"].query(f"task/{task}")["runs"]) == 1  # once
+
+
+def test_a_scheduled_run_after_the_grant_was_revoked_fails_with_the_reason(
+    net: Network, world: dict[str, Any]
+) -> None:
+    grant = _grant(world, SUBSCRIBERS, ["psi"])
+    net.sync()
+    at = int(time.time() * 1000) + 4_000
+    task = _scheduled_psi_task(net, world, at, partner_grant=grant)
+    partner = world["owners"]["power"]
+    sdk.revoke(partner.ledger, partner.identity, grant, "contract ended")
+    net.sync()
+    got = _slots_when(world, task, lambda slots: slots and slots[0]["state"] in ("done", "failed"))
+    (slot,) = got["slots"]
+    assert slot["state"] == "failed" and "REVOKED" in slot["error"] and slot["run"] is None, slot
+    assert world["analyst"].query(f"task/{task}")["runs"] == []  # no run was started
+
+
 def test_no_psi_grant_means_no_task_and_a_foreign_node_is_refused(
     net: Network, world: dict[str, Any]
 ) -> None:

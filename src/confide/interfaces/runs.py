@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from ..ledger.contract.tasks import run_input_digests
 from . import sdk
 from .client import ApiCallError, Client
 
@@ -29,14 +30,7 @@ class RunFailed(Exception):
 
 def input_digests(client: Client, task: dict[str, Any]) -> list[str]:
     """The latest dataset version each input's grant covers (what ``run.start`` names)."""
-    out = []
-    for inp in task["inputs"]:
-        grant = client.query(f"application/{inp['grant']}")
-        versions = client.query(f"dataset/{inp['dataset']}")["versions"]
-        if grant["versions"] != "latest":
-            versions = [v for v in versions if v["version"] in grant["versions"]]
-        out.append(versions[-1]["content_digest"])
-    return out
+    return run_input_digests(client.query, task)
 
 
 def node_step(

@@ -66,9 +66,6 @@ CSV_CHUNK = 1 << 20
 LINK_WINDOW = 64
 """SPU link's throttle window (unacknowledged messages in flight; SPU's default is 10): the tunnel adds
 latency to every round trip, a wider window hides it."""
-WORKER_NICE = 10
-"""SPU keeps every core busy; its worker runs at a lower priority so the tunnel threads that carry its
-messages (and the node's API) are scheduled at once instead of queuing behind it."""
 DEDUP_MAX = 20_000_000
 """Up to this many IDs a party de-duplicates in Arrow and tells SPU its keys are unique (faster);
 above it the IDs stream to the CSV as they come and SPU de-duplicates them in its on-disk buckets,
@@ -172,13 +169,6 @@ def free_port() -> int:
         return port
 
 
-def _lower_priority() -> None:
-    """(In the worker, before exec.) SCHED_BATCH and a higher nice value: SPU is a batch job."""
-    with contextlib.suppress(OSError):
-        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
-    os.nice(WORKER_NICE)
-
-
 # -- workers ------------------------------------------------------------------------------------------
 class SpuWorker:
     """One worker process with SPU imported, waiting for its job; its work folder is private (0700)."""
@@ -197,7 +187,6 @@ class SpuWorker:
             cwd=self.dir,
             env=env,
             text=True,
-            preexec_fn=_lower_priority,
         )
         self._ready: dict[str, Any] | None = None
 

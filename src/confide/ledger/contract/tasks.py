@@ -21,6 +21,7 @@ agree; the quote's and statement's signatures are verified by every node
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from typing import Any
 
 from ..codes import Code, Reject
@@ -30,7 +31,15 @@ from .grants import check_grant_use, consume_use
 from .models import ReleaseDecide, RunFinish, RunStart, TaskCancel, TaskSubmit
 from .schedule import MINUTE_MS, Schedule, is_slot
 
-__all__ = ["release_decide", "run_finish", "run_start", "task_cancel", "task_submit"]
+__all__ = [
+    "release_decide",
+    "run_finish",
+    "run_input_digests",
+    "run_start",
+    "scheduled",
+    "task_cancel",
+    "task_submit",
+]
 
 
 def task_submit(ctx: Ctx, p: TaskSubmit) -> None:
@@ -74,6 +83,19 @@ def task_cancel(ctx: Ctx, p: TaskCancel) -> None:
     task["cancelled"] = {"at": ctx.now, "reason": p.reason}
     ctx.state.put(f"task/{p.task}", task)
     ctx.emit("task.cancelled", task=p.task)
+
+
+def run_input_digests(query: Callable[[str], Any], task: dict[str, Any]) -> list[str]:
+    """The latest dataset version each input's grant covers: what a ``run.start`` names (used by the
+    SDK for runs started by hand and by the node's scheduler)."""
+    out = []
+    for inp in task["inputs"]:
+        grant = query(f"application/{inp['grant']}")
+        versions = query(f"dataset/{inp['dataset']}")["versions"]
+        if grant["versions"] != "latest":
+            versions = [v for v in versions if v["version"] in grant["versions"]]
+        out.append(versions[-1]["content_digest"])
+    return out
 
 
 def _covered_digests(ds: dict[str, Any], grant: dict[str, Any]) -> set[str]:
@@ -211,7 +233,11 @@ def _check_statement(ctx: Ctx, task: dict[str, Any], run: dict[str, Any], p: Run
 def run_finish(ctx: Ctx, p: RunFinish) -> None:
     run = ctx.load(f"run/{p.run}", "run")
     task = _task(ctx, run["task"])
-    ctx.require(task["requester"] == ctx.tx.signer, "only the task's requester reports its runs")
+    by_starter = run.get("slot") is not None and run["started_by"] == ctx.tx.signer  # a scheduler's run
+    ctx.require(
+        task["requester"] == ctx.tx.signer or by_starter,
+        "only the task's requester (or its scheduler) reports its runs",
+    )
     if run["status"] != "running":
         raise Reject(Code.INVALID_STATE, f"run is {run['status']}")
     if p.status == "succeeded" and task["engine"] == "tee":

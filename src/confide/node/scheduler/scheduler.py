@@ -128,6 +128,7 @@ class Scheduler:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self.before_tick: Callable[[], None] | None = None  # e.g. learn new tasks from the ledger
 
     # -- tasks -------------------------------------------------------------------------------------
     def add(self, task: str, schedule: dict[str, Any], since_ms: int) -> bool:
@@ -186,6 +187,8 @@ class Scheduler:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
+                if self.before_tick is not None:
+                    self.before_tick()
                 self.tick()
             except Exception:  # a database hiccup: log it, try again on the next turn
                 log.exception("scheduler tick failed")
