@@ -22,12 +22,15 @@ from typing import Any
 import httpx
 import pytest
 from netfixture import Network, owners_and_datasets, start_network
+from typer.testing import CliRunner
 
 from confide.crypto import load_identity
 from confide.crypto.canonical import canonical_bytes
 from confide.crypto.httpsig import sign_request
 from confide.interfaces import sdk
+from confide.interfaces.cli import app
 from confide.interfaces.psi import PsiRunFailed, input_digests, run_psi_task, submit_psi_task
+from confide.interfaces.tasks import task_slots
 from confide.ledger import TxRefused
 
 pytestmark = pytest.mark.slow
@@ -228,6 +231,15 @@ def test_a_scheduled_psi_task_is_run_by_the_requesters_node_at_its_time(
     assert run["output_digest"] == hashlib.sha256("\n".join(expected).encode()).hexdigest()
     assert len(world["analyst"].query(f"task/{task}")["runs"]) == 1  # once
 
+    # the requester watches it: the SDK and `confide task watch`
+    (row,) = task_slots(world["analyst"], task)
+    assert row["state"] == "awaiting release" and row["run"] == slot["run"]
+    key = world["analyst"].identity.save(net.root.parent / "analyst.pem")
+    env = {"CONFIDE_CA_BUNDLE": str(net.bundle), "CONFIDE_NODE_URL": None, "CONFIDE_KEY": None}
+    args = ["task", "watch", task, "--node", net.url("bank"), "--key", str(key)]
+    result = CliRunner().invoke(app, args, env=env)
+    assert result.exit_code == 0 and "awaiting release" in result.output and slot["run"][:16] in result.output
+
 
 def test_a_scheduled_run_after_the_grant_was_revoked_fails_with_the_reason(
     net: Network, world: dict[str, Any]
@@ -243,6 +255,8 @@ def test_a_scheduled_run_after_the_grant_was_revoked_fails_with_the_reason(
     (slot,) = got["slots"]
     assert slot["state"] == "failed" and "REVOKED" in slot["error"] and slot["run"] is None, slot
     assert world["analyst"].query(f"task/{task}")["runs"] == []  # no run was started
+    (row,) = task_slots(world["analyst"], task)
+    assert row["state"] == "failed" and "REVOKED" in row["reason"]
 
 
 def test_no_psi_grant_means_no_task_and_a_foreign_node_is_refused(

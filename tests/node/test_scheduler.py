@@ -5,18 +5,23 @@ Every store test runs on SQLite and on PostgreSQL (when ``make test`` provides i
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
+from confide.crypto import Identity
+from confide.crypto.httpsig import verify_request
 from confide.ledger.contract.schedule import Schedule, slots_between, zone
 from confide.node.scheduler import Job, ManualClock, Scheduler, SchedulerStore
+from confide.node.scheduler.notify import PeerDown, Webhooks, wait_for_peers
 
 MIN, HOUR, DAY = 60_000, 3_600_000, 86_400_000
 
@@ -230,3 +235,79 @@ def test_a_failing_job_is_recorded_with_its_reason(world: tuple) -> None:
     s.stop()
     (row,) = store.slots("t")
     assert row["state"] == "failed" and "peer down" in row["error"]
+
+
+# -- waiting for peers, webhooks -----------------------------------------------------------------------
+
+
+def test_a_down_peer_is_waited_for_with_backoff_then_the_slot_fails_naming_it() -> None:
+    waits: list[int] = []
+
+    class Recording(ManualClock):
+        def wait(self, event: threading.Event, ms: int) -> bool:
+            waits.append(ms)
+            return False
+
+    asked = {"power": 0}
+
+    def probe(org: str) -> str | None:  # power's node answers from its 4th health check on
+        if org != "power":
+            return None
+        asked["power"] += 1
+        return "unreachable (ConnectError)" if asked["power"] < 4 else None
+
+    said: list[str] = []
+    assert wait_for_peers(probe, ["power", "tax"], Recording(0), threading.Event(), on_wait=said.append) == 4
+    assert waits == [1000, 2000, 4000] and len(said) == 3 and "power's node: unreachable" in said[0]
+
+    asked["power"], waits[:] = -100, []
+    with pytest.raises(PeerDown, match="PEER_DOWN: after 3 tries, power's node: unreachable"):
+        wait_for_peers(probe, ["power"], Recording(0), threading.Event(), tries=3)
+    assert waits == [1000, 2000]  # and then it gave up: no run.start
+
+
+def test_webhooks_are_signed_json_posted_in_the_background_and_retried() -> None:
+    got: list[tuple[dict[str, str], bytes]] = []
+    fail_first = [True]
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            if fail_first[0]:
+                fail_first[0] = False
+                self.send_response(503)
+            else:
+                got.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    node = Identity.generate()
+    hooks = Webhooks([f"http://127.0.0.1:{server.server_address[1]}/confide/events"], node)
+    try:
+        for t in hooks.notify({"event": "run.failed", "task": "t", "slot": 5, "reason": "PEER_DOWN: x"}):
+            t.join(10)
+    finally:
+        hooks.close()
+        server.shutdown()
+    ((headers, body),) = got  # the 503 was retried once
+    assert json.loads(body) == {"event": "run.failed", "task": "t", "slot": 5, "reason": "PEER_DOWN: x"}
+
+    class Nonces:
+        def check_and_add(self, nonce: str, now: int) -> bool:
+            return True
+
+    signed = verify_request(
+        headers,
+        "POST",
+        "/confide/events",
+        "",
+        body,
+        lookup_key=lambda key_id: node.public_key if key_id == node.key_id else None,
+        nonces=Nonces(),
+    )
+    assert signed.key_id == node.key_id

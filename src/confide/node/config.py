@@ -39,6 +39,9 @@ class NodeConfig(BaseSettings):
     ca_bundle: Path | None = Field(default=None, description="consortium certificates, checked vs genesis")
     tee_dir: Path | None = Field(default=None, description="enclave-host platform files; None: not a host")
     runtime_build: Path | None = Field(default=None, description="the signed enclave runtime build")
+    webhooks: list[str] = Field(
+        default_factory=list, description="URLs the node POSTs scheduled runs' events to (signed JSON)"
+    )
 
     @property
     def url(self) -> str:

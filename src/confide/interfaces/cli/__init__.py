@@ -10,6 +10,7 @@ from .client_cmd import client_app
 from .demo_cmd import demo_app
 from .ledger_cmd import ledger_app
 from .network_cmd import consortium_app, node_app, orderer_app
+from .task_cmd import task_app
 
 app = typer.Typer(
     name="confide",
@@ -29,6 +30,7 @@ app.add_typer(consortium_app, name="consortium")
 app.add_typer(orderer_app, name="orderer")
 app.add_typer(node_app, name="node")
 app.add_typer(client_app, name="client")
+app.add_typer(task_app, name="task")
 register_catalog_commands(app)
 
 

@@ -2,7 +2,9 @@
 
 - **Which tasks**: every active task whose requester belongs to this node's org and whose schedule
   is not ``now`` (read from the node's replica whenever its height moved); a cancelled task stops.
-- **Each slot** (``Scheduler``): ``run.start`` with the slot, signed by this node's key (the
+- **Each slot** (``Scheduler``): first every other party's node must answer (``notify.wait_for_peers``:
+  a node that is down is asked again with backoff; after the last try the slot fails ``PEER_DOWN``
+  and no run is started), then ``run.start`` with the slot, signed by this node's key (the
   contract lets the requester org's node start a scheduled task's runs and refuses a second run for
   a slot, so after a crash the node adopts the run the ledger already has); grants are re-checked by
   the contract at every run (a revoked, expired or used-up grant fails the slot with that reason);
@@ -10,28 +12,36 @@
   the receiver; ``mpc``: party 0), then ``run.finish`` signed by the same key. A refusal by any node
   finishes the run ``failed`` with its code and message. ``tee`` tasks need the requester's enclave
   session and are not scheduled by the node yet: such a slot fails with ``NOT_SCHEDULABLE``.
+- **Webhooks** (``node.json`` ``webhooks``): ``run.started``, ``run.awaiting_release`` (the owners
+  must now decide the release), ``run.failed``, ``slot.failed`` — signed JSON (``notify.Webhooks``).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
+
+import httpx
 
 from ...ledger.contract.schedule import Schedule, next_slot
 from ...ledger.contract.tasks import run_input_digests
 from ...ledger.errors import TxRefused
 from ...ledger.tx import build_tx
 from ..context import NodeContext
+from ..peers import peer_client
 from ..refusal import Refused
 from .clock import Clock, SystemClock
+from .notify import Webhooks, wait_for_peers
 from .scheduler import Job, Scheduler
 from .store import SchedulerStore
 
 __all__ = ["EngineStep", "NodeScheduler"]
 
 log = logging.getLogger("confide.node.scheduler")
+PEER_TRIES, PEER_BACKOFF_MS = 5, 1_000
 EngineStep = Callable[[str, str], str]
 """(run id, requester key id) -> the run's output digest; raises ``Refused`` when it cannot."""
 SYNC_EVERY_S = 1.0
@@ -50,14 +60,21 @@ class NodeScheduler:
         self.scheduler = Scheduler(self.store, clock or SystemClock(), self.execute, workers=workers)
         self.scheduler.before_tick = self.sync
         self._synced_height, self._synced_at = -1, 0.0
+        self._http = peer_client(ctx, httpx.Timeout(5.0))
+        self.webhooks = Webhooks(ctx.config.webhooks, ctx.identity)
+        self.peer_tries, self.peer_backoff_ms = PEER_TRIES, PEER_BACKOFF_MS
+        self._stop = threading.Event()
 
     def start(self) -> None:
         self.sync()
         self.scheduler.start()
 
     def stop(self) -> None:
+        self._stop.set()
         self.scheduler.stop()
         self.store.close()
+        self._http.close()
+        self.webhooks.close()
 
     # -- which tasks ---------------------------------------------------------------------------------
     def sync(self) -> None:
@@ -84,12 +101,33 @@ class NodeScheduler:
 
     # -- one slot ------------------------------------------------------------------------------------
     def execute(self, job: Job) -> str | None:
+        event = {"task": job.task, "slot": job.slot, "org": self.ctx.config.org}
+        try:
+            return self._execute(job, event)
+        except Exception as exc:
+            self.webhooks.notify(event | {"event": "slot.failed", "reason": str(exc)[:500]})
+            raise
+
+    def _execute(self, job: Job, event: dict[str, Any]) -> str | None:
         task = self.ctx.query(f"task/{job.task}")
         if task["status"] != "active":
             raise RuntimeError(f"the task is {task['status']}")
+        if self._slot_run(job) is None:  # before run.start spends a grant use: are the peers there?
+            self.store.mark(job.task, job.slot, "waiting")
+            wait_for_peers(
+                self._probe,
+                self._peer_orgs(task),
+                self.scheduler.clock,
+                self._stop,
+                tries=self.peer_tries,
+                backoff_ms=self.peer_backoff_ms,
+                on_wait=lambda why: self.store.mark(job.task, job.slot, "waiting", error=why[:500]),
+            )
         run_id = self._start(task, job)
+        event["run"] = run_id
         if self.ctx.query(f"run/{run_id}")["status"] != "running":
             return run_id  # adopted after a restart: it already ended
+        self.webhooks.notify(event | {"event": "run.started"})
         step = self.steps.get(task["engine"])
         try:
             if step is None:
@@ -99,9 +137,31 @@ class NodeScheduler:
             digest = step(run_id, task["requester"])
         except Refused as exc:
             self._finish(run_id, None, f"{exc.code}: {exc.message}")
+            self.webhooks.notify(event | {"event": "run.failed", "reason": f"{exc.code}: {exc.message}"})
             raise RuntimeError(f"{exc.code}: {exc.message}") from None
         self._finish(run_id, digest, "")
+        self.webhooks.notify(event | {"event": "run.awaiting_release", "output_digest": digest})
         return run_id
+
+    def _peer_orgs(self, task: dict[str, Any]) -> list[str]:
+        """The other parties' orgs (every input's owner and an mpc task's dealer), not this one."""
+        orgs = {str(self.ctx.query(f"dataset/{i['dataset']}")["org"]) for i in task["inputs"]}
+        dealer = task["params"].get("dealer")
+        if task["engine"] == "mpc" and isinstance(dealer, str):
+            orgs.add(dealer)
+        orgs.discard(self.ctx.config.org)
+        return sorted(orgs)
+
+    def _probe(self, org: str) -> str | None:
+        """None if ``org``'s node answers its health check, else why not."""
+        url = self.ctx.config.peers.get(org)
+        if url is None:
+            return "no link configured in node.json peers"
+        try:
+            resp = self._http.get(url.rstrip("/") + "/v1/health")
+        except httpx.HTTPError as exc:
+            return f"unreachable ({type(exc).__name__})"
+        return None if resp.status_code == 200 else f"HTTP {resp.status_code}"
 
     def _submit(self, tx_type: str, payload: dict[str, Any]) -> tuple[str, int]:
         ctx = self.ctx

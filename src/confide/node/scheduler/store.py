@@ -57,7 +57,7 @@ slots = Table(
     Column("error", String(500), nullable=True),
     Column("finished_at", BigInteger, nullable=True),
 )
-OPEN = ("queued", "started")
+OPEN = ("queued", "waiting", "started")
 
 
 class SchedulerStore:

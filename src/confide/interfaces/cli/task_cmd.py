@@ -1,0 +1,63 @@
+"""``confide task``: scheduled tasks from the requester's side (``watch`` their runs)."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+
+from ..tasks import OPEN_STATES, task_slots
+from ._client_common import JsonOpt, KeyOpt, NodeOpt, SuiteOpt, _connect, api_friendly
+from ._common import console, print_json
+
+__all__ = ["task_app"]
+
+task_app = typer.Typer(
+    help="Scheduled tasks: watch what the scheduler does with their slots.", no_args_is_help=True
+)
+
+
+def _when(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+@task_app.command("watch")
+@api_friendly
+def watch(
+    task: str = typer.Argument(..., help="Task id (64 hex)."),
+    follow: bool = typer.Option(
+        False, "--follow", help="Keep watching until no slot is open (Ctrl-C stops)."
+    ),
+    interval: float = typer.Option(2.0, min=0.2, help="Seconds between looks with --follow."),
+    node: str | None = NodeOpt,
+    key: Path | None = KeyOpt,
+    suite: str = SuiteOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Each slot of your scheduled task: queued, waiting for peers, running, awaiting release,
+    released / rejected / failed (with the reason) / skipped / cancelled."""
+    seen: dict[int, str] = {}
+    with _connect(node, key, suite) as c:
+        while True:
+            rows = task_slots(c, task)
+            if as_json:
+                print_json(rows)
+            else:
+                for r in rows:
+                    line = f"{_when(r['slot'])}  {r['state']}"
+                    if r["run"]:
+                        line += f"  run {r['run'][:16]}"
+                    if r["reason"]:
+                        line += f"  ({r['reason']})"
+                    if seen.get(r["slot"]) != line:
+                        console.print(escape(line))
+                        seen[r["slot"]] = line
+                if not rows and not seen:
+                    console.print("no slot taken up yet")
+                    seen[-1] = ""
+            if not follow or (rows and not any(r["state"] in OPEN_STATES[:3] for r in rows)):
+                return
+            time.sleep(interval)
