@@ -210,4 +210,7 @@ class Scheduler:
 
     def _done(self, job: Job, run: str | None, error: str | None) -> None:
         state = "failed" if error else "done"
-        self.store.mark(job.task, job.slot, state, run=run, error=error, finished_at=self.clock.now_ms())
+        fields: dict[str, Any] = {"error": error, "finished_at": self.clock.now_ms()}
+        if run is not None:  # a failed step keeps the run id recorded when it started
+            fields["run"] = run
+        self.store.mark(job.task, job.slot, state, **fields)

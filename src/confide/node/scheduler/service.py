@@ -110,6 +110,9 @@ class NodeScheduler:
 
     def _execute(self, job: Job, event: dict[str, Any]) -> str | None:
         task = self.ctx.query(f"task/{job.task}")
+        row = self.store.slot(job.task, job.slot) or {}
+        if row.get("state") == "started" and row.get("run"):  # this node died during the run
+            return self._interrupted(str(row["run"]), event)
         if task["status"] != "active":
             raise RuntimeError(f"the task is {task['status']}")
         if self._slot_run(job) is None:  # before run.start spends a grant use: are the peers there?
@@ -141,6 +144,17 @@ class NodeScheduler:
             raise RuntimeError(f"{exc.code}: {exc.message}") from None
         self._finish(run_id, digest, "")
         self.webhooks.notify(event | {"event": "run.awaiting_release", "output_digest": digest})
+        return run_id
+
+    def _interrupted(self, run_id: str, event: dict[str, Any]) -> str:
+        """A run this node started before it was killed: its parties claimed their inputs for it
+        once, so it cannot resume; it is reported failed (not lost, not run twice)."""
+        event["run"] = run_id
+        if self.ctx.query(f"run/{run_id}")["status"] == "running":
+            reason = "INTERRUPTED: the requester's node restarted during the run; the next slot runs anew"
+            self._finish(run_id, None, reason)
+            self.webhooks.notify(event | {"event": "run.failed", "reason": reason})
+            raise RuntimeError(reason)
         return run_id
 
     def _peer_orgs(self, task: dict[str, Any]) -> list[str]:
