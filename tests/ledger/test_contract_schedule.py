@@ -140,3 +140,18 @@ def test_a_point_in_time_task_runs_once_and_a_now_task_takes_no_slot(c: Consorti
     assert Code(c.refused(c.analyst, "run.start", _start(now_task, at)).code) is Code.MALFORMED
     assert Code(c.refused(node, "run.start", _start(now_task, None)).code) is Code.FORBIDDEN
     c.send(c.analyst, "run.start", _start(now_task, None))
+
+
+def test_a_grant_revoked_between_two_slots_stops_the_second(c: Consortium) -> None:
+    ds, app = c.grant(max_uses=20)
+    node = _node(c, "bank")
+    sched = {"kind": "cron", "cron": "0 * * * *", "tz": "UTC"}
+    task = c.send(c.analyst, "task.submit", _task(ds, app, sched)).tx_id
+    first = next_slot(Schedule.model_validate(sched), c.clock.now)
+    assert first is not None
+    c.clock.now = first
+    c.send(node, "run.start", _start(task, first))
+    c.send(c.owners["tax"], "application.revoke", {"application": app, "reason": "contract ended"})
+    c.clock.now = first + HOUR
+    assert Code(c.refused(node, "run.start", _start(task, first + HOUR)).code) is Code.REVOKED
+    assert len(c.query(f"task/{task}")["runs"]) == 1
