@@ -155,3 +155,18 @@ def test_a_grant_revoked_between_two_slots_stops_the_second(c: Consortium) -> No
     c.clock.now = first + HOUR
     assert Code(c.refused(node, "run.start", _start(task, first + HOUR)).code) is Code.REVOKED
     assert len(c.query(f"task/{task}")["runs"]) == 1
+
+
+def test_a_run_is_cancelled_by_its_requester_and_opens_no_release(c: Consortium) -> None:
+    ds, app = c.grant(max_uses=20)
+    task = c.send(c.analyst, "task.submit", _task(ds, app, "now")).tx_id
+    run = c.send(c.analyst, "run.start", _start(task, None)).tx_id
+    cancel = {"run": run, "status": "cancelled", "reason": "called off"}
+    assert Code(c.refused(_node(c, "bank"), "run.finish", cancel).code) is Code.FORBIDDEN  # not its run
+    c.send(c.analyst, "run.finish", cancel)
+    assert c.query(f"run/{run}")["status"] == "cancelled"
+    with pytest.raises(LookupError):
+        c.query(f"release/{run}")
+    assert Code(c.refused(c.analyst, "run.finish", cancel).code) is Code.INVALID_STATE  # once
+    bad = {"run": run, "status": "cancelled", "output_digest": digest("x")}
+    assert Code(c.refused(c.analyst, "run.finish", bad).code) is Code.MALFORMED

@@ -28,6 +28,7 @@ from confide.interfaces import sdk
 from confide.interfaces.client import ApiCallError, Client
 from confide.interfaces.mpc import MpcRunFailed, fetch_mpc_result, run_mpc_task, submit_mpc_task
 from confide.interfaces.psi import input_digests, run_psi_task, submit_psi_task
+from confide.interfaces.runs import cancel_run
 from confide.node.mpc import session_bytes
 
 pytestmark = pytest.mark.slow
@@ -291,6 +292,33 @@ def test_groups_below_the_minimum_cell_size_are_suppressed_inside_the_mpc(
     with pytest.raises(MpcRunFailed) as refused:  # fewer aligned rows than the minimum: nothing runs
         run_mpc_task(w["analyst"], _mpc_task(net, w, min_cell=len(SHARED) + 1))
     assert refused.value.code == "TOO_FEW_ROWS"
+
+
+def test_a_cancelled_run_leaves_no_share_on_any_node(net: Network, world: dict[str, Any]) -> None:
+    """The shares are computed and kept on both parties' nodes; the requester cancels the run instead
+    of committing to them: each node erases its share (nothing half-written stays behind)."""
+    w = world
+    task = _mpc_task(net, w)
+    analyst = w["analyst"]
+    r = sdk.start_run(
+        analyst.ledger, analyst.identity, task, input_digests(analyst, analyst.query(f"task/{task}"))
+    )
+    out = analyst.call("POST", "/v1/mpc/runs", {"run": r.tx_id, "min_height": r.height})
+    assert len(out["share_digests"]) == 2
+    for org in ("bank", "power"):
+        (rec,) = _rows(net, org, "node_mpc_runs", r.tx_id)
+        assert rec["share"]
+    cancel_run(analyst, r.tx_id, "wrong segment definition")
+    net.sync()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        recs = {org: _rows(net, org, "node_mpc_runs", r.tx_id)[0] for org in ("bank", "power")}
+        if all(rec["share"] is None for rec in recs.values()):
+            break
+        time.sleep(0.1)
+    for org, rec in recs.items():
+        assert rec["share"] is None and rec["status"] == "cancelled", (org, rec["status"])
+    assert analyst.query(f"run/{r.tx_id}")["status"] == "cancelled"
 
 
 def test_partner_grant_revoked_after_run_start_is_refused_by_its_node(

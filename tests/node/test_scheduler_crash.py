@@ -1,5 +1,7 @@
-"""A requester's node SIGKILLed during a scheduled run, then restarted: the slot's run is on the
-ledger once (no duplicate), and it ends reported (failed: interrupted), not left running (no loss).
+"""Runs stopped in the middle. A requester's node SIGKILLed during a scheduled run, then restarted:
+the slot's run is on the ledger once (no duplicate), and it ends reported (failed: interrupted), not
+left running (no loss). A run cancelled on the ledger while both nodes compute: each node stops its
+part and keeps no result.
 
 Its own network: 60,000 phone numbers a side, so that the PSI run lasts seconds and the kill lands
 inside it (the test checks the run was still running when the node died).
@@ -12,6 +14,7 @@ import signal
 import socket
 import sqlite3
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -20,6 +23,9 @@ import pytest
 from netfixture import Network, owners_and_datasets, start_network
 
 from confide.interfaces import sdk
+from confide.interfaces.client import ApiCallError
+from confide.interfaces.psi import PsiRunFailed, run_psi_task, submit_psi_task
+from confide.interfaces.runs import cancel_run
 from confide.interfaces.tasks import task_slots
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
@@ -140,3 +146,62 @@ def test_a_requesters_node_killed_during_a_scheduled_run_neither_duplicates_nor_
     run = analyst.query(f"run/{runs[0]}")
     assert run["status"] == "failed" and "INTERRUPTED" in run["reason"]  # reported, not lost
     assert slot["state"] == "failed" and slot["run"] == runs[0] and "INTERRUPTED" in slot["reason"]
+
+
+def _psi_rows(net: Network, org: str, run: str) -> list[dict[str, Any]]:
+    con = sqlite3.connect(net.root / org / "node.sqlite", timeout=5)
+    con.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in con.execute("SELECT * FROM node_psi_runs WHERE run = ?", (run,))]
+    finally:
+        con.close()
+
+
+def test_a_run_cancelled_while_running_stops_every_party_and_leaves_no_result(
+    net: Network, world: dict[str, Any]
+) -> None:
+    analyst, grants = world["analyst"], world["grants"]
+    task = submit_psi_task(
+        analyst,
+        mine=(CUSTOMERS, grants[CUSTOMERS], "phone"),
+        theirs=(SUBSCRIBERS, grants[SUBSCRIBERS], "phone"),
+    )
+    net.sync()
+    outcome: list[BaseException | dict[str, Any]] = []
+
+    def drive() -> None:
+        try:
+            outcome.append(run_psi_task(analyst, task))
+        except BaseException as exc:
+            outcome.append(exc)
+
+    th = threading.Thread(target=drive, daemon=True)
+    th.start()
+    deadline = time.monotonic() + 60
+    run = None
+    while time.monotonic() < deadline:  # the run started and both nodes claimed their inputs for it
+        runs = analyst.query(f"task/{task}")["runs"]
+        if runs and _psi_rows(net, "bank", runs[0]) and _psi_rows(net, "power", runs[0]):
+            run = runs[0]
+            break
+        time.sleep(0.02)
+    assert run is not None, "the PSI run never started on both nodes"
+    started = time.monotonic()
+    cancel_run(analyst, run, "the campaign was called off")
+    th.join(60)
+    assert time.monotonic() - started < 30
+    (result,) = outcome
+    assert isinstance(result, PsiRunFailed) and "cancelled" in result.message, result  # not a success
+    net.sync()
+    rec = analyst.query(f"run/{run}")
+    assert rec["status"] == "cancelled" and rec["reason"] == "the campaign was called off"
+    with pytest.raises(ApiCallError):
+        analyst.query(f"release/{run}")  # nothing to release
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        rows = {org: _psi_rows(net, org, run)[0] for org in ("bank", "power")}
+        if all(r["status"] == "failed" for r in rows.values()):
+            break
+        time.sleep(0.1)
+    for org, r in rows.items():  # every party stopped; no intersection kept anywhere
+        assert r["status"] == "failed" and r["ids"] in (None, "null") and r["output_digest"] is None, (org, r)

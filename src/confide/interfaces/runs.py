@@ -11,11 +11,12 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from ..ledger import Receipt, TxRefused
 from ..ledger.contract.tasks import run_input_digests
 from . import sdk
 from .client import ApiCallError, Client
 
-__all__ = ["PROGRESS_EVERY_S", "RunFailed", "input_digests", "node_step", "watching"]
+__all__ = ["PROGRESS_EVERY_S", "RunFailed", "cancel_run", "input_digests", "node_step", "watching"]
 
 PROGRESS_EVERY_S = 2.0
 
@@ -36,16 +37,26 @@ def input_digests(client: Client, task: dict[str, Any]) -> list[str]:
 def node_step(
     client: Client, run_id: str, path: str, body: dict[str, Any], failed: type[RunFailed]
 ) -> dict[str, Any]:
-    """POST one step of a run to ``client``'s node; on refusal record the run failed and raise ``failed``."""
+    """POST one step of a run to ``client``'s node; on refusal record the run failed and raise ``failed``
+    (a run that already ended meanwhile, e.g. cancelled, keeps its status)."""
     try:
         out: dict[str, Any] = client.call("POST", path, body)
     except ApiCallError as exc:
         reason = f"{exc.code}: {exc.message}"[:2000]
-        sdk.finish_run(
-            client.ledger, client.identity, run_id, output_digest=None, status="failed", reason=reason
-        )
+        with contextlib.suppress(TxRefused):
+            sdk.finish_run(
+                client.ledger, client.identity, run_id, output_digest=None, status="failed", reason=reason
+            )
         raise failed(run_id, exc.code, exc.message) from None
     return out
+
+
+def cancel_run(client: Client, run_id: str, reason: str = "cancelled by the requester") -> Receipt:
+    """Cancel a running run on the ledger: every party's node then stops its part (its engine aborts,
+    the peers are told) and erases what it computed for the run; no release is opened."""
+    return sdk.finish_run(
+        client.ledger, client.identity, run_id, output_digest=None, status="cancelled", reason=reason
+    )
 
 
 @contextlib.contextmanager

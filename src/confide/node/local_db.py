@@ -244,6 +244,12 @@ class LocalDB:
                 .values(**values, reason=reason[:500], at=int(time.time() * 1000))
             )
 
+    def mpc_runs_holding_shares(self) -> list[str]:
+        """Runs for which this node still keeps an output share (until released, failed or cancelled)."""
+        q = select(mpc_runs.c.run).where(mpc_runs.c.share.is_not(None))
+        with self.engine.connect() as conn:
+            return [str(r[0]) for r in conn.execute(q)]
+
     def mpc_run(self, run: str | None = None, *, session: str | None = None) -> dict[str, Any] | None:
         """This node's record of an MPC run, by run id or by session id."""
         where = mpc_runs.c.run == run if session is None else mpc_runs.c.session == session

@@ -245,7 +245,9 @@ class RunStart(_P):
 
 class RunFinish(_P):
     run: Hex64
-    status: Literal["succeeded", "failed"]
+    # cancelled: the requester (or the scheduler that started it) stopped it; every party's node
+    # then stops its part and erases what it computed (no release record is opened)
+    status: Literal["succeeded", "failed", "cancelled"]
     output_digest: Hex64 | None = None
     reason: Text = ""
     # tee runs: the enclave's result statement and its Ed25519 signature by the attested result key

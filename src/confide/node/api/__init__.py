@@ -41,6 +41,7 @@ def create_node_app(ctx: NodeContext) -> FastAPI:
             "psi": lambda run, requester: str(app.state.psi_sessions.run(run, requester)["output_digest"]),
             "mpc": lambda run, requester: str(app.state.mpc_sessions.run(run, requester)["output_digest"]),
         },
+        on_new_blocks=[app.state.psi_sessions.reap_cancelled, app.state.mpc_sessions.reap_cancelled],
     )
     install_error_handlers(app)
     app.include_router(routes_ledger.router)

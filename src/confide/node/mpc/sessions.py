@@ -789,6 +789,27 @@ class MpcSessions:
             raise MpcRefused("NO_INTERSECTION", f"run {run_id[:16]}: this node no longer holds its rows", 409)
         return sorted({unicodedata.normalize("NFC", str(i)) for i in rec["ids"]})
 
+    def reap_cancelled(self) -> int:
+        """Stop the sessions of runs cancelled (or failed) on this node's ledger view, and erase the
+        output shares this node keeps for such runs: nothing of a stopped run stays behind."""
+        with self._lock:
+            live = list(self._sessions.values())
+        stopped = 0
+        for s in live:
+            run = self.ctx.query_or_none(f"run/{s.run}")
+            if run is not None and run["status"] in ("cancelled", "failed"):
+                for inbox in s.inboxes.values():
+                    inbox.fail(MpcAbortedError(f"the run was {run['status']} on the ledger"))
+                stopped += 1
+        for run_id in self.ctx.local.mpc_runs_holding_shares():
+            run = self.ctx.query_or_none(f"run/{run_id}")
+            if run is not None and run["status"] in ("cancelled", "failed"):
+                self.ctx.local.finish_mpc(
+                    run_id, run["status"], reason=f"the run was {run['status']}: share erased"
+                )
+                stopped += 1
+        return stopped
+
     def close(self) -> None:
         with self._lock:
             sessions, self._sessions = list(self._sessions.values()), {}

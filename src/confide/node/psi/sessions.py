@@ -371,6 +371,19 @@ class PsiSessions:
             live = [x.view() for x in self._sessions.values() if x.run == run_id]
         return {"run": run_id, "parties": rows, "live": live}
 
+    def reap_cancelled(self) -> int:
+        """Stop the sessions whose run was cancelled (or ended) on this node's ledger view: the engine
+        aborts, tells the peer, and keeps nothing (``run`` / ``_serve`` record the run failed)."""
+        with self._lock:
+            live = list(self._sessions.values())
+        stopped = 0
+        for s in live:
+            run = self.ctx.query_or_none(f"run/{s.run}")
+            if run is not None and run["status"] in ("cancelled", "failed"):
+                s.inbox.fail(PeerRefused(f"the run was {run['status']} on the ledger"))
+                stopped += 1
+        return stopped
+
     def close(self) -> None:
         with self._lock:
             sessions, self._sessions = list(self._sessions.values()), {}

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
@@ -53,9 +53,15 @@ class NotSchedulable(Refused):
 
 class NodeScheduler:
     def __init__(
-        self, ctx: NodeContext, steps: dict[str, EngineStep], *, clock: Clock | None = None, workers: int = 2
+        self,
+        ctx: NodeContext,
+        steps: dict[str, EngineStep],
+        *,
+        clock: Clock | None = None,
+        workers: int = 2,
+        on_new_blocks: Sequence[Callable[[], object]] = (),
     ) -> None:
-        self.ctx, self.steps = ctx, steps
+        self.ctx, self.steps, self.on_new_blocks = ctx, steps, list(on_new_blocks)
         self.store = SchedulerStore(ctx.config.database_url)
         self.scheduler = Scheduler(self.store, clock or SystemClock(), self.execute, workers=workers)
         self.scheduler.before_tick = self.sync
@@ -82,6 +88,11 @@ class NodeScheduler:
         height = self.ctx.replica.height
         if height == self._synced_height and time.monotonic() - self._synced_at < 30:
             return
+        for hook in self.on_new_blocks:  # e.g. stop the engine sessions of runs cancelled meanwhile
+            try:
+                hook()
+            except Exception:
+                log.exception("a new-blocks hook failed")
         me = self.ctx.config.org
         with self.ctx.lock:
             found = [t for _, t in self.ctx.state.scan("task/") if t.get("requester_org") == me]
