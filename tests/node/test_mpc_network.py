@@ -20,15 +20,16 @@ from typing import Any
 import numpy as np
 import pytest
 from netfixture import Network, owners_and_datasets, start_network
+from typer.testing import CliRunner
 
 from confide.engines.mpc import MpcError
 from confide.engines.mpc.stats import StatsSpec, finalize
 from confide.engines.mpc.wire import Header, Tag, decode_message
 from confide.interfaces import sdk
+from confide.interfaces.cli import app
 from confide.interfaces.client import ApiCallError, Client
 from confide.interfaces.mpc import MpcRunFailed, fetch_mpc_result, run_mpc_task, submit_mpc_task
 from confide.interfaces.psi import input_digests, run_psi_task, submit_psi_task
-from confide.interfaces.runs import cancel_run
 from confide.node.mpc import session_bytes
 
 pytestmark = pytest.mark.slow
@@ -308,7 +309,13 @@ def test_a_cancelled_run_leaves_no_share_on_any_node(net: Network, world: dict[s
     for org in ("bank", "power"):
         (rec,) = _rows(net, org, "node_mpc_runs", r.tx_id)
         assert rec["share"]
-    cancel_run(analyst, r.tx_id, "wrong segment definition")
+    key = analyst.identity.save(net.root.parent / "analyst-cancel.pem")
+    env = {"CONFIDE_CA_BUNDLE": str(net.bundle), "CONFIDE_NODE_URL": None, "CONFIDE_KEY": None}
+    args = ["task", "cancel-run", r.tx_id, "--node", net.url("bank"), "--key", str(key)]
+    done = CliRunner().invoke(app, [*args, "--reason", "wrong segment definition"], env=env)
+    assert done.exit_code == 0 and "cancelled at block" in done.output, done.output
+    again = CliRunner().invoke(app, args, env=env)  # a run ends once: a clear refusal, no traceback
+    assert again.exit_code == 1 and "INVALID_STATE" in again.output and "Traceback" not in again.output
     net.sync()
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:

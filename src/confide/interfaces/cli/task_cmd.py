@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
+from ..runs import cancel_run
 from ..tasks import OPEN_STATES, task_slots
 from ._client_common import JsonOpt, KeyOpt, NodeOpt, SuiteOpt, _connect, api_friendly
 from ._common import console, print_json
@@ -61,3 +62,18 @@ def watch(
             if not follow or (rows and not any(r["state"] in OPEN_STATES[:3] for r in rows)):
                 return
             time.sleep(interval)
+
+
+@task_app.command("cancel-run")
+@api_friendly
+def cancel_run_cmd(
+    run: str = typer.Argument(..., help="Run id (64 hex)."),
+    reason: str = typer.Option("cancelled by the requester", help="Why (recorded on the ledger)."),
+    node: str | None = NodeOpt,
+    key: Path | None = KeyOpt,
+    suite: str = SuiteOpt,
+) -> None:
+    """Cancel a running run of yours: every party's node stops its part and keeps nothing of it."""
+    with _connect(node, key, suite) as c:
+        receipt = cancel_run(c, run, reason)
+    console.print(f"run {run[:16]} cancelled at block {receipt.height}; the parties' nodes stop their part")
