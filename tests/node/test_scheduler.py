@@ -311,3 +311,23 @@ def test_webhooks_are_signed_json_posted_in_the_background_and_retried() -> None
         nonces=Nonces(),
     )
     assert signed.key_id == node.key_id
+
+
+def test_a_cancelled_task_takes_up_no_further_slot(world: tuple) -> None:
+    store, clock, ledger = world
+    s = Scheduler(store, clock, _executor(ledger, store))
+    s.queue.start()
+    s.add("t", {"kind": "cron", "cron": "*/10 * * * *"}, clock.now_ms())
+    clock.advance(10 * MIN)
+    s.tick()
+    _drain(s, store)
+    before = len(ledger.runs)
+    assert before >= 1
+    s.cancel("t")
+    s.cancel("t")  # again: nothing changes
+    for _ in range(6):
+        clock.advance(10 * MIN)
+        s.tick()
+    _drain(s, store)
+    s.stop()
+    assert len(ledger.runs) == before and store.active_tasks() == []

@@ -141,8 +141,10 @@ class SchedulerStore:
             c.execute(update(tasks).where(tasks.c.task == task).values(next_slot=next_slot, state=state))
 
     def end_task(self, task: str, state: str) -> None:
+        """Stop scheduling ``task`` (cancelled on the ledger); a task already ended stays as it is."""
         with self._lock, self.engine.begin() as c:
-            c.execute(update(tasks).where(tasks.c.task == task).values(state=state, next_slot=None))
+            q = update(tasks).where(tasks.c.task == task, tasks.c.state == "active")
+            c.execute(q.values(state=state, next_slot=None))
 
     # -- slots -------------------------------------------------------------------------------------
     def take_slot(self, task: str, slot: int, state: str, priority: int, now: int) -> bool:
