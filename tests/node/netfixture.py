@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,10 +16,50 @@ from confide.scenarios.localnet import LocalNetwork, start_local_network
 
 ORGS = (OrgEntry("bank", "Bank"), OrgEntry("tax", "Tax Bureau"), OrgEntry("power", "Power Co."))
 Network = LocalNetwork
+DAY_MS = 86_400_000
 
 
 def start_network(root: Path, database_url: str | None = None) -> LocalNetwork:
     return start_local_network(root, ORGS, chain_id="net-test", database_url=database_url)
+
+
+def start_network_logging_wire(root: Path) -> LocalNetwork:
+    """A network whose nodes' PSI/MPC inboxes append every message they accept to
+    ``root.parent / "wire.bin"`` (``CONFIDE_PSI_WIRE_LOG``), for the canary tests."""
+    old = os.environ.get("CONFIDE_PSI_WIRE_LOG")
+    os.environ["CONFIDE_PSI_WIRE_LOG"] = str(root.parent / "wire.bin")
+    try:
+        return start_network(root)
+    finally:
+        if old is None:
+            os.environ.pop("CONFIDE_PSI_WIRE_LOG")
+        else:
+            os.environ["CONFIDE_PSI_WIRE_LOG"] = old
+
+
+def grant(
+    analyst: Client,
+    owner: Client,
+    dataset: str,
+    *,
+    columns: list[str],
+    engines: list[str],
+    purpose: str,
+    max_uses: int = 20,
+) -> str:
+    """The analyst applies for ``dataset`` (a day long) and its unit owner approves; the grant id."""
+    app = sdk.apply_for(
+        analyst.ledger,
+        analyst.identity,
+        dataset=dataset,
+        purpose=purpose,
+        columns=columns,
+        engines=engines,
+        max_uses=max_uses,
+        expires_at=int(time.time() * 1000) + DAY_MS,
+    ).tx_id
+    sdk.approve(owner.ledger, owner.identity, app, "unit")
+    return app
 
 
 def owners_and_datasets(

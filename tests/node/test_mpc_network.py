@@ -8,7 +8,6 @@ both input owners. Tests run in order on one network and build on each other's s
 from __future__ import annotations
 
 import json
-import os
 import re
 import sqlite3
 import struct
@@ -19,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from netfixture import Network, owners_and_datasets, start_network
+from netfixture import Network, grant, owners_and_datasets, start_network_logging_wire
 from typer.testing import CliRunner
 
 from confide.engines.mpc import MpcError
@@ -72,38 +71,15 @@ def _write_data(root: Path) -> None:
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
-    root = tmp_path_factory.mktemp("mpc-net") / "consortium"
-    wire = root.parent / "wire.bin"
-    old = os.environ.get("CONFIDE_PSI_WIRE_LOG")
-    os.environ["CONFIDE_PSI_WIRE_LOG"] = str(
-        wire
-    )  # every node's inboxes (psi and mpc) record what they accept
-    try:
-        n = start_network(root)
-    finally:
-        if old is None:
-            os.environ.pop("CONFIDE_PSI_WIRE_LOG")
-        else:
-            os.environ["CONFIDE_PSI_WIRE_LOG"] = old
+    n = start_network_logging_wire(tmp_path_factory.mktemp("mpc-net") / "consortium")
     yield n
     n.stop_all()
 
 
 def _grant(w: dict[str, Any], dataset: str, columns: list[str]) -> str:
-    analyst = w["analyst"]
-    app = sdk.apply_for(
-        analyst.ledger,
-        analyst.identity,
-        dataset=dataset,
-        purpose="joint statistics for a campaign",
-        columns=columns,
-        engines=["psi", "mpc"],
-        max_uses=20,
-        expires_at=int(time.time() * 1000) + DAY,
-    ).tx_id
     owner = w["owners"][dataset.split("/")[0]]
-    sdk.approve(owner.ledger, owner.identity, app, "unit")
-    return app
+    purpose = "joint statistics for a campaign"
+    return grant(w["analyst"], owner, dataset, columns=columns, engines=["psi", "mpc"], purpose=purpose)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import sqlite3
 import threading
@@ -21,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from netfixture import Network, owners_and_datasets, start_network
+from netfixture import Network, grant, owners_and_datasets, start_network_logging_wire
 from typer.testing import CliRunner
 
 from confide.crypto import load_identity
@@ -57,36 +56,15 @@ def _expected() -> list[str]:
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
-    root = tmp_path_factory.mktemp("psi-net") / "consortium"
-    wire = root.parent / "wire.bin"
-    old = os.environ.get("CONFIDE_PSI_WIRE_LOG")
-    os.environ["CONFIDE_PSI_WIRE_LOG"] = str(wire)  # every node's inboxes record what they accept
-    try:
-        n = start_network(root)
-    finally:
-        if old is None:
-            os.environ.pop("CONFIDE_PSI_WIRE_LOG")
-        else:
-            os.environ["CONFIDE_PSI_WIRE_LOG"] = old
+    n = start_network_logging_wire(tmp_path_factory.mktemp("psi-net") / "consortium")
     yield n
     n.stop_all()
 
 
 def _grant(w: dict[str, Any], dataset: str, engines: list[str]) -> str:
-    analyst = w["analyst"]
-    app = sdk.apply_for(
-        analyst.ledger,
-        analyst.identity,
-        dataset=dataset,
-        purpose="customer overlap for a joint campaign",
-        columns=["phone"],
-        engines=engines,
-        max_uses=20,
-        expires_at=int(time.time() * 1000) + DAY,
-    ).tx_id
     owner = w["owners"][dataset.split("/")[0]]
-    sdk.approve(owner.ledger, owner.identity, app, "unit")
-    return app
+    purpose = "customer overlap for a joint campaign"
+    return grant(w["analyst"], owner, dataset, columns=["phone"], engines=engines, purpose=purpose)
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from netfixture import Network, owners_and_datasets, start_network
+from netfixture import Network, grant, owners_and_datasets, start_network
 
 from confide.interfaces import sdk
 from confide.interfaces.client import ApiCallError
@@ -49,21 +49,18 @@ def world(net: Network) -> dict[str, Any]:
     owners, analyst = owners_and_datasets(
         net, (("bank", "retail", "customers", {}), ("power", "mobile", "subscribers", {}))
     )
-    grants = {}
-    for dataset in (CUSTOMERS, SUBSCRIBERS):
-        app = sdk.apply_for(
-            analyst.ledger,
-            analyst.identity,
-            dataset=dataset,
-            purpose="nightly overlap count",
+    grants = {
+        dataset: grant(
+            analyst,
+            owners[dataset.split("/")[0]],
+            dataset,
             columns=["phone"],
             engines=["psi"],
+            purpose="nightly overlap count",
             max_uses=10,
-            expires_at=int(time.time() * 1000) + 86_400_000,
-        ).tx_id
-        owner = owners[dataset.split("/")[0]]
-        sdk.approve(owner.ledger, owner.identity, app, "unit")
-        grants[dataset] = app
+        )
+        for dataset in (CUSTOMERS, SUBSCRIBERS)
+    }
     net.sync()
     return {"analyst": analyst, "grants": grants}
 

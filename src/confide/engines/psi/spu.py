@@ -89,6 +89,15 @@ def spu_python() -> Path:
     return Path(env) if env else Path(sys.prefix).parent / ".spu-venv" / "bin" / "python"
 
 
+def require_spu(python: Path) -> None:
+    """Raise :class:`SpuUnavailable` (saying how to fix it) if ``python`` (SPU's venv) is missing."""
+    if not python.exists():
+        raise SpuUnavailable(
+            f"SecretFlow SPU's environment is missing ({python} does not exist): run 'make spu-env' "
+            "(it creates .spu-venv from envs/spu/requirements.txt) or set CONFIDE_SPU_PYTHON"
+        )
+
+
 # -- IDs ------------------------------------------------------------------------------------------------
 def as_arrow(ids: Iterable[str] | pa.Array | pa.ChunkedArray) -> pa.Array:
     """The IDs as one Arrow string array, nulls dropped; Python IDs are checked to be ``str``."""
@@ -174,7 +183,7 @@ class SpuWorker:
     """One worker process with SPU imported, waiting for its job; its work folder is private (0700)."""
 
     def __init__(self, python: Path, tmp_root: Path | None = None) -> None:
-        SpuWorkers(python).check()
+        require_spu(python)
         self.dir = Path(tempfile.mkdtemp(prefix="confide-spu-", dir=tmp_root))
         self._log = open(self.dir / "spu.log", "wb")  # noqa: SIM115 - closed in close()
         env = {**os.environ, "TMPDIR": str(self.dir), "PYTHONNOUSERSITE": "1"}
@@ -303,11 +312,7 @@ class SpuWorkers:
 
     def check(self) -> None:
         """Raise :class:`SpuUnavailable` (saying how to fix it) if SPU's venv is not on this machine."""
-        if not self.python.exists():
-            raise SpuUnavailable(
-                f"SecretFlow SPU's environment is missing ({self.python} does not exist): run 'make "
-                "spu-env' (it creates .spu-venv from envs/spu/requirements.txt) or set CONFIDE_SPU_PYTHON"
-            )
+        require_spu(self.python)
 
     def warm(self) -> None:
         """Start spares up to ``spares`` and wait until each has SPU imported."""
