@@ -28,6 +28,7 @@ from confide.crypto.canonical import canonical_bytes
 from confide.crypto.httpsig import sign_request
 from confide.interfaces import sdk
 from confide.interfaces.cli import app
+from confide.interfaces.client import ApiCallError
 from confide.interfaces.psi import PsiRunFailed, input_digests, run_psi_task, submit_psi_task
 from confide.interfaces.tasks import task_slots
 from confide.ledger import TxRefused
@@ -235,6 +236,30 @@ def test_a_scheduled_run_after_the_grant_was_revoked_fails_with_the_reason(
     assert world["analyst"].query(f"task/{task}")["runs"] == []  # no run was started
     (row,) = task_slots(world["analyst"], task)
     assert row["state"] == "failed" and "REVOKED" in row["reason"]
+
+
+def test_a_slot_cancelled_before_it_is_due_starts_no_run(net: Network, world: dict[str, Any]) -> None:
+    """``confide task cancel-slot``: the slot is dropped on the requester's node; at its time nothing
+    starts (no run on the ledger, no grant use); a stranger cannot cancel it; a bad slot is refused."""
+    at = int(time.time() * 1000) + 5_000
+    task = _scheduled_psi_task(net, world, at)
+    key = world["analyst"].identity.save(net.root.parent / "analyst-cancel.pem")
+    env = {"CONFIDE_CA_BUNDLE": str(net.bundle), "CONFIDE_NODE_URL": None, "CONFIDE_KEY": None}
+    base = ["--node", net.url("bank"), "--key", str(key)]
+    bad = CliRunner().invoke(app, ["task", "cancel-slot", task, str(at + 1), *base], env=env)
+    assert bad.exit_code != 0 and "NOT_A_SLOT" in bad.output
+    with pytest.raises(ApiCallError) as refused:  # the partner's owner is not the requester
+        world["owners"]["power"].call("POST", f"/v1/scheduler/tasks/{task}/slots/{at}/cancel", {})
+    assert refused.value.code in ("UNKNOWN_TASK", "NOT_THIS_NODE")
+    result = CliRunner().invoke(app, ["task", "cancel-slot", task, str(at), *base], env=env)
+    assert result.exit_code == 0 and "cancelled before its run started" in result.output, result.output
+    time.sleep(max(0.0, (at - time.time() * 1000) / 1000) + 2.5)  # past its time: nothing ran
+    (slot,) = world["analyst"].call("GET", f"/v1/scheduler/tasks/{task}/slots")["slots"]
+    assert slot["state"] == "cancelled" and slot["run"] is None
+    net.sync()
+    assert world["analyst"].query(f"task/{task}")["runs"] == []
+    (row,) = task_slots(world["analyst"], task)
+    assert row["state"] == "cancelled"
 
 
 def test_no_psi_grant_means_no_task_and_a_foreign_node_is_refused(

@@ -331,3 +331,35 @@ def test_a_cancelled_task_takes_up_no_further_slot(world: tuple) -> None:
     _drain(s, store)
     s.stop()
     assert len(ledger.runs) == before and store.active_tasks() == []
+
+
+def test_a_slot_cancelled_before_it_is_due_or_while_queued_never_starts_a_run(world: tuple) -> None:
+    store, clock, ledger = world
+
+    def execute(job: Job) -> str | None:  # as NodeScheduler does: claim the slot, then run.start
+        if not store.mark(job.task, job.slot, "starting", only_from=("queued", "waiting")):
+            return None  # cancelled meanwhile
+        run, _new = ledger.start(job)
+        store.mark(job.task, job.slot, "started", run=run)
+        return run
+
+    s = Scheduler(store, clock, execute)
+    t0 = clock.now_ms()
+    s.add("t", {"kind": "cron", "cron": "*/10 * * * *"}, t0 + 1)  # first slot: t0 + 10 min
+    # not yet due: recorded cancelled, so the scheduler never takes it up
+    assert store.cancel_slot("t", t0 + 20 * MIN, 5, t0) == "cancelled"
+    clock.advance(10 * MIN)
+    assert s.tick() == 1  # slot 1 queued, workers not started yet
+    assert store.cancel_slot("t", t0 + 10 * MIN, 5, clock.now_ms()) == "cancelled"  # while queued
+    s.queue.start()
+    _drain(s, store)
+    for _ in range(2):
+        clock.advance(10 * MIN)
+        s.tick()
+        _drain(s, store)
+    s.stop()
+    by_slot = {int(r["slot"]): r for r in store.slots("t")}
+    assert [by_slot[t0 + k * MIN]["state"] for k in (10, 20, 30)] == ["cancelled", "cancelled", "done"]
+    assert set(ledger.runs) == {("t", t0 + 30 * MIN)}  # only the slot not cancelled ran
+    # a slot whose run started can no longer be cancelled here (its run is cancelled on the ledger)
+    assert store.cancel_slot("t", t0 + 30 * MIN, 5, clock.now_ms()) == "done"

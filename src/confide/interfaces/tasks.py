@@ -3,7 +3,7 @@
 Lifecycle of a slot (from the requester org's node and the ledger): ``queued`` -> ``waiting for
 peers`` -> ``running`` -> ``awaiting release`` -> ``released`` (or ``rejected``), or ``failed``
 (with the reason), ``skipped`` (missed while the node was down, by the task's policy) or
-``cancelled`` (the task was cancelled before the slot ran).
+``cancelled`` (the slot or its run was cancelled by the requester, or the task before the slot ran).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 from .client import ApiCallError, Client
 
-__all__ = ["OPEN_STATES", "slot_lifecycle", "task_slots"]
+__all__ = ["OPEN_STATES", "cancel_slot", "slot_lifecycle", "task_slots"]
 
 OPEN_STATES = ("queued", "waiting for peers", "running", "awaiting release")
 
@@ -23,6 +23,8 @@ def slot_lifecycle(row: dict[str, Any], run: dict[str, Any] | None, release: dic
         return "waiting for peers"
     if state in ("queued", "skipped", "cancelled"):
         return state
+    if run is not None and run["status"] == "cancelled":
+        return "cancelled"
     if state == "failed" or (run is not None and run["status"] == "failed"):
         return "failed"
     if run is None or run["status"] == "running":
@@ -56,4 +58,11 @@ def task_slots(client: Client, task: str) -> list[dict[str, Any]]:
                 "reason": reason,
             }
         )
+    return out
+
+
+def cancel_slot(client: Client, task: str, slot: int) -> dict[str, Any]:
+    """Cancel one slot of your scheduled task (UTC ms), whether not yet due, queued, waiting for
+    peers (no run is started) or running (its run is cancelled on the ledger; every party stops)."""
+    out: dict[str, Any] = client.call("POST", f"/v1/scheduler/tasks/{task}/slots/{slot}/cancel", {})
     return out

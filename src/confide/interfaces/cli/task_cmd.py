@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from ..runs import cancel_run
-from ..tasks import OPEN_STATES, task_slots
+from ..tasks import OPEN_STATES, cancel_slot, task_slots
 from ._client_common import JsonOpt, KeyOpt, NodeOpt, SuiteOpt, _connect, api_friendly
 from ._common import console, print_json
 
@@ -77,3 +77,38 @@ def cancel_run_cmd(
     with _connect(node, key, suite) as c:
         receipt = cancel_run(c, run, reason)
     console.print(f"run {run[:16]} cancelled at block {receipt.height}; the parties' nodes stop their part")
+
+
+@task_app.command("cancel-slot")
+@api_friendly
+def cancel_slot_cmd(
+    task: str = typer.Argument(..., help="Task id (64 hex)."),
+    slot: str = typer.Argument(
+        ..., help="The slot: UTC ms as `task watch --json` prints it, or ISO 8601 (2026-12-01T02:00Z)."
+    ),
+    node: str | None = NodeOpt,
+    key: Path | None = KeyOpt,
+    suite: str = SuiteOpt,
+) -> None:
+    """Cancel one slot of your scheduled task: not yet due, queued or waiting (no run starts, no grant
+    use is spent), or running (its run is cancelled and every party's node stops its part)."""
+    ms = _slot_ms(slot)
+    with _connect(node, key, suite) as c:
+        out = cancel_slot(c, task, ms)
+    if out["run"]:
+        run = out["run"][:16]
+        console.print(f"slot {_when(ms)}: run {run} cancelled; the parties' nodes stop their part")
+    else:
+        console.print(f"slot {_when(ms)} cancelled before its run started; no run, no grant use")
+
+
+def _slot_ms(text: str) -> int:
+    if text.isdigit():
+        return int(text)
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter(f"{text!r}: give UTC milliseconds or an ISO 8601 time") from None
+    if when.tzinfo is None:
+        raise typer.BadParameter(f"{text!r}: say the zone (e.g. 2026-12-01T02:00Z or +08:00)")
+    return int(when.timestamp() * 1000)

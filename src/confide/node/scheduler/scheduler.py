@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 from ...ledger.contract.schedule import Schedule, next_slot, slots_between
 from .clock import Clock
-from .store import SchedulerStore
+from .store import OPEN, SchedulerStore
 
 __all__ = ["Executor", "Job", "RunQueue", "Scheduler"]
 
@@ -213,4 +213,5 @@ class Scheduler:
         fields: dict[str, Any] = {"error": error, "finished_at": self.clock.now_ms()}
         if run is not None:  # a failed step keeps the run id recorded when it started
             fields["run"] = run
-        self.store.mark(job.task, job.slot, state, **fields)
+        # a slot cancelled before its run started stays cancelled
+        self.store.mark(job.task, job.slot, state, only_from=OPEN, **fields)

@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from ...ledger.contract.schedule import Schedule, next_slot
+from ...ledger.contract.schedule import Schedule, is_slot, next_slot
 from ...ledger.contract.tasks import run_input_digests
 from ...ledger.errors import TxRefused
 from ...ledger.tx import build_tx
@@ -49,6 +49,13 @@ SYNC_EVERY_S = 1.0
 
 class NotSchedulable(Refused):
     pass
+
+
+class SlotCancelled(Exception):
+    """The slot was cancelled by its requester before its run started."""
+
+
+OPEN_BEFORE_RUN = ("queued", "waiting", "starting")
 
 
 class NodeScheduler:
@@ -110,11 +117,36 @@ class NodeScheduler:
             log.info("scheduler: %d scheduled task(s) of %s on the ledger", len(rows), me)
         self._synced_height, self._synced_at = height, time.monotonic()
 
+    # -- cancelling ----------------------------------------------------------------------------------
+    def cancel_slot(self, task: dict[str, Any], slot: int) -> dict[str, Any]:
+        """Cancel one slot of a scheduled task of this org: before its run started, the slot is
+        dropped here (no run, no grant use); once started, its run is cancelled on the ledger (signed
+        by this node, which started it) and every party's node stops and erases its part."""
+        s = Schedule.model_validate(task["schedule"])
+        if not is_slot(s, slot):
+            raise Refused("NOT_A_SLOT", f"{slot} is not one of this task's slots (UTC ms)", 422)
+        now = self.scheduler.clock.now_ms()
+        state = self.store.cancel_slot(task["id"], slot, s.priority, now)
+        if state == "cancelled":
+            return {"task": task["id"], "slot": slot, "state": "cancelled", "run": None}
+        row = self.store.slot(task["id"], slot) or {}
+        run_id = row.get("run") or self._slot_run(Job(task["id"], slot))
+        run = None if run_id is None else self.ctx.query_or_none(f"run/{run_id}")
+        if run is None or run["status"] != "running":
+            why = f"its run {run['status']}" if run else "its run is being started; try again in a moment"
+            raise Refused("SLOT_ENDED", f"slot {slot} can no longer be cancelled: {why}", 409)
+        payload = {"run": run_id, "status": "cancelled", "reason": "cancelled by the requester"}
+        self._submit("run.finish", payload)
+        return {"task": task["id"], "slot": slot, "state": "cancelled", "run": run_id}
+
     # -- one slot ------------------------------------------------------------------------------------
     def execute(self, job: Job) -> str | None:
         event = {"task": job.task, "slot": job.slot, "org": self.ctx.config.org}
         try:
             return self._execute(job, event)
+        except SlotCancelled:
+            log.info("task %s: slot %d cancelled before its run started", job.task[:16], job.slot)
+            return None
         except Exception as exc:
             self.webhooks.notify(event | {"event": "slot.failed", "reason": str(exc)[:500]})
             raise
@@ -122,12 +154,18 @@ class NodeScheduler:
     def _execute(self, job: Job, event: dict[str, Any]) -> str | None:
         task = self.ctx.query(f"task/{job.task}")
         row = self.store.slot(job.task, job.slot) or {}
+        if row.get("state") == "cancelled":  # by its requester, before it ran: nothing to do
+            return None
         if row.get("state") == "started" and row.get("run"):  # this node died during the run
             return self._interrupted(str(row["run"]), event)
         if task["status"] != "active":
             raise RuntimeError(f"the task is {task['status']}")
         if self._slot_run(job) is None:  # before run.start spends a grant use: are the peers there?
-            self.store.mark(job.task, job.slot, "waiting")
+            self._move(job, "waiting")
+
+            def waiting(why: str) -> None:
+                self._move(job, "waiting", error=why[:500])
+
             wait_for_peers(
                 self._probe,
                 self._peer_orgs(task),
@@ -135,8 +173,9 @@ class NodeScheduler:
                 self._stop,
                 tries=self.peer_tries,
                 backoff_ms=self.peer_backoff_ms,
-                on_wait=lambda why: self.store.mark(job.task, job.slot, "waiting", error=why[:500]),
+                on_wait=waiting,
             )
+        self._move(job, "starting")  # from here on, cancelling the slot means cancelling its run
         run_id = self._start(task, job)
         event["run"] = run_id
         if self.ctx.query(f"run/{run_id}")["status"] != "running":
@@ -156,6 +195,11 @@ class NodeScheduler:
         self._finish(run_id, digest, "")
         self.webhooks.notify(event | {"event": "run.awaiting_release", "output_digest": digest})
         return run_id
+
+    def _move(self, job: Job, state: str, **fields: Any) -> None:
+        """Move an open slot on; a slot its requester cancelled meanwhile stops here (no run started)."""
+        if not self.store.mark(job.task, job.slot, state, only_from=OPEN_BEFORE_RUN, **fields):
+            raise SlotCancelled()
 
     def _interrupted(self, run_id: str, event: dict[str, Any]) -> str:
         """A run this node started before it was killed: its parties claimed their inputs for it

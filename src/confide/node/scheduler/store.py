@@ -3,9 +3,11 @@ PostgreSQL): each scheduled task's next slot, and each slot it took up, with its
 
 ``sched_slots`` has one row per (task, slot), inserted *before* the slot is queued: a slot is
 taken up at most once on this node, whatever crashes when. States: ``queued`` (in the run queue),
+``waiting`` (for the other parties' nodes), ``starting`` (its ``run.start`` is being sent),
 ``started`` (its ``run.start`` is on the ledger: ``run`` names it), ``done`` / ``failed`` (the
 executor finished; ``error`` says why it failed), ``skipped`` (missed while the node was down and
-the task's policy is ``skip``, or an older missed slot under ``run_once``).
+the task's policy is ``skip``, or an older missed slot under ``run_once``), ``cancelled`` (its
+requester cancelled it before its run started: a queued or waiting slot, or one not yet due).
 """
 
 from __future__ import annotations
@@ -57,7 +59,8 @@ slots = Table(
     Column("error", String(500), nullable=True),
     Column("finished_at", BigInteger, nullable=True),
 )
-OPEN = ("queued", "waiting", "started")
+OPEN = ("queued", "waiting", "starting", "started")
+CANCELLABLE = ("queued", "waiting")
 
 
 class SchedulerStore:
@@ -188,11 +191,48 @@ class SchedulerStore:
                 )
         return fresh
 
-    def mark(self, task: str, slot: int, state: str, **fields: Any) -> None:
+    def mark(
+        self, task: str, slot: int, state: str, *, only_from: tuple[str, ...] | None = None, **fields: Any
+    ) -> bool:
+        """Set a slot's state (only if it is in one of ``only_from``, when given); False if it was not."""
+        q = update(slots).where(slots.c.task == task, slots.c.slot == slot)
+        if only_from is not None:
+            q = q.where(slots.c.state.in_(only_from))
         with self._lock, self.engine.begin() as c:
+            return bool(c.execute(q.values(state=state, **fields)).rowcount)
+
+    def cancel_slot(self, task: str, slot: int, priority: int, now: int) -> str:
+        """Cancel a slot before its run starts. A slot not taken up yet is recorded ``cancelled`` (the
+        scheduler then never takes it up); a queued or waiting one becomes ``cancelled``. Returns the
+        slot's state afterwards (``cancelled``, or what it was if it could no longer be cancelled)."""
+        with self._lock, self.engine.begin() as c:
+            row = c.execute(select(slots.c.state).where(slots.c.task == task, slots.c.slot == slot)).first()
+            if row is None:
+                c.execute(
+                    insert(slots).values(
+                        task=task,
+                        slot=slot,
+                        state="cancelled",
+                        priority=priority,
+                        queued_at=now,
+                        attempts=0,
+                        error="cancelled by the requester before it was due",
+                        finished_at=now,
+                    )
+                )
+                return "cancelled"
+            if row[0] not in CANCELLABLE:
+                return str(row[0])
             c.execute(
-                update(slots).where(slots.c.task == task, slots.c.slot == slot).values(state=state, **fields)
+                update(slots)
+                .where(slots.c.task == task, slots.c.slot == slot, slots.c.state.in_(CANCELLABLE))
+                .values(
+                    state="cancelled",
+                    error="cancelled by the requester before its run started",
+                    finished_at=now,
+                )
             )
+            return "cancelled"
 
     def slot(self, task: str, slot: int) -> dict[str, Any] | None:
         with self.engine.connect() as c:
