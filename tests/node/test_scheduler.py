@@ -266,7 +266,7 @@ def test_a_down_peer_is_waited_for_with_backoff_then_the_slot_fails_naming_it() 
     assert waits == [1000, 2000]  # and then it gave up: no run.start
 
 
-def test_webhooks_are_signed_json_posted_in_the_background_and_retried() -> None:
+def test_webhooks_are_signed_json_from_a_persistent_outbox_retried_with_backoff(tmp_path: Path) -> None:
     got: list[tuple[dict[str, str], bytes]] = []
     fail_first = [True]
 
@@ -286,16 +286,33 @@ def test_webhooks_are_signed_json_posted_in_the_background_and_retried() -> None
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    node = Identity.generate()
-    hooks = Webhooks([f"http://127.0.0.1:{server.server_address[1]}/confide/events"], node)
+    url = f"http://127.0.0.1:{server.server_address[1]}/confide/events"
+    dead = "http://127.0.0.1:9/nobody"  # nothing listens: given up after `tries`
+    node, clock = Identity.generate(), ManualClock(1_000_000)
+    event = {"event": "run.failed", "id": "tx:run.failed", "task": "t", "slot": 5, "reason": "PEER_DOWN: x"}
+    store = SchedulerStore(f"sqlite:///{tmp_path / 'node.sqlite'}")
+    hooks = Webhooks([url, dead], node, store, clock, tries=3)
     try:
-        for t in hooks.notify({"event": "run.failed", "task": "t", "slot": 5, "reason": "PEER_DOWN: x"}):
-            t.join(10)
+        hooks.notify(event, cursor=("webhooks_height", 7))
+        assert store.get_meta("webhooks_height") == 7
+        hooks.close()  # the node stops before delivering: the outbox keeps both
+        store.close()
+        store = SchedulerStore(f"sqlite:///{tmp_path / 'node.sqlite'}")  # restarted
+        hooks = Webhooks([url, dead], node, store, clock, tries=3)
+        assert hooks.deliver_due() == 0  # the receiver answered 503, the dead URL nothing
+        assert hooks.deliver_due() == 0  # not due again yet: backoff (1 s)
+        clock.advance(1_000)
+        assert hooks.deliver_due() == 1  # the receiver now; the dead URL's 2nd try
+        clock.advance(2_000)
+        hooks.deliver_due()  # the dead URL's 3rd and last try
+        states = {r["url"]: (r["state"], r["attempts"]) for r in store.deliveries()}
+        assert states == {url: ("delivered", 2), dead: ("failed", 3)}
     finally:
         hooks.close()
+        store.close()
         server.shutdown()
     ((headers, body),) = got  # the 503 was retried once
-    assert json.loads(body) == {"event": "run.failed", "task": "t", "slot": 5, "reason": "PEER_DOWN: x"}
+    assert json.loads(body) == event
 
     class Nonces:
         def check_and_add(self, nonce: str, now: int) -> bool:

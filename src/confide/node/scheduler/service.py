@@ -12,8 +12,11 @@
   the receiver; ``mpc``: party 0), then ``run.finish`` signed by the same key. A refusal by any node
   finishes the run ``failed`` with its code and message. ``tee`` tasks need the requester's enclave
   session and are not scheduled by the node yet: such a slot fails with ``NOT_SCHEDULABLE``.
-- **Webhooks** (``node.json`` ``webhooks``): ``run.started``, ``run.awaiting_release`` (the owners
-  must now decide the release), ``run.failed``, ``slot.failed`` — signed JSON (``notify.Webhooks``).
+- **Webhooks** (``node.json`` ``webhooks``): for every run of a task of this org or over its
+  datasets, started by hand or by a scheduler, read off the new blocks (``events.ledger_events``:
+  run started / awaiting release / failed / cancelled, release decision needed / released /
+  rejected), and ``slot.failed`` for a slot that failed before its run started — signed JSON from
+  an outbox in the node's database (``notify.Webhooks``).
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ from ...ledger.tx import build_tx
 from ..context import NodeContext
 from ..peers import peer_client
 from ..refusal import Refused
-from .clock import Clock, SystemClock
+from .clock import Clock, SystemClock, node_clock
+from .events import ledger_events
 from .notify import Webhooks, wait_for_peers
 from .scheduler import Job, Scheduler
 from .store import SchedulerStore
@@ -45,6 +49,7 @@ PEER_TRIES, PEER_BACKOFF_MS = 5, 1_000
 EngineStep = Callable[[str, str], str]
 """(run id, requester key id) -> the run's output digest; raises ``Refused`` when it cannot."""
 SYNC_EVERY_S = 1.0
+CURSOR = "webhooks_height"  # the last block whose events were queued
 
 
 class NotSchedulable(Refused):
@@ -70,16 +75,17 @@ class NodeScheduler:
     ) -> None:
         self.ctx, self.steps, self.on_new_blocks = ctx, steps, list(on_new_blocks)
         self.store = SchedulerStore(ctx.config.database_url)
-        self.scheduler = Scheduler(self.store, clock or SystemClock(), self.execute, workers=workers)
+        self.scheduler = Scheduler(self.store, clock or node_clock(), self.execute, workers=workers)
         self.scheduler.before_tick = self.sync
         self._synced_height, self._synced_at = -1, 0.0
         self._http = peer_client(ctx, httpx.Timeout(5.0))
-        self.webhooks = Webhooks(ctx.config.webhooks, ctx.identity)
+        self.webhooks = Webhooks(ctx.config.webhooks, ctx.identity, self.store, SystemClock())
         self.peer_tries, self.peer_backoff_ms = PEER_TRIES, PEER_BACKOFF_MS
         self._stop = threading.Event()
 
     def start(self) -> None:
         self.sync()
+        self.webhooks.start()
         self.scheduler.start()
 
     def stop(self) -> None:
@@ -100,6 +106,10 @@ class NodeScheduler:
                 hook()
             except Exception:
                 log.exception("a new-blocks hook failed")
+        try:
+            self.notify_blocks()
+        except Exception:
+            log.exception("reading new blocks for webhook events failed")
         me = self.ctx.config.org
         with self.ctx.lock:
             found = [t for _, t in self.ctx.state.scan("task/") if t.get("requester_org") == me]
@@ -116,6 +126,23 @@ class NodeScheduler:
         if self.store.add_tasks(rows, self.scheduler.clock.now_ms()):
             log.info("scheduler: %d scheduled task(s) of %s on the ledger", len(rows), me)
         self._synced_height, self._synced_at = height, time.monotonic()
+
+    # -- notifications -----------------------------------------------------------------------------
+    def notify_blocks(self, max_blocks: int = 500) -> int:
+        """Queue the webhook events of the blocks this node committed since it last looked (the
+        cursor moves in the same transaction). A node's first look starts at its head: no history."""
+        height = self.ctx.replica.height
+        seen = self.store.get_meta(CURSOR)
+        if seen is None or not self.webhooks.urls:
+            self.webhooks.notify(cursor=(CURSOR, height))
+            return 0
+        upto = min(height, seen + max_blocks)
+        if upto <= seen:
+            return 0
+        txs = [tx for h in range(seen + 1, upto + 1) for tx in self.ctx.store.txs_in_block(h)]
+        events = ledger_events(self.ctx.config.org, txs, self.ctx.query)
+        self.webhooks.notify(*events, cursor=(CURSOR, upto))
+        return len(events)
 
     # -- cancelling ----------------------------------------------------------------------------------
     def cancel_slot(self, task: dict[str, Any], slot: int) -> dict[str, Any]:
@@ -148,7 +175,9 @@ class NodeScheduler:
             log.info("task %s: slot %d cancelled before its run started", job.task[:16], job.slot)
             return None
         except Exception as exc:
-            self.webhooks.notify(event | {"event": "slot.failed", "reason": str(exc)[:500]})
+            if "run" not in event:  # no run started: the ledger has nothing to tell, this node does
+                ident = f"slot:{job.task}:{job.slot}:failed"
+                self.webhooks.notify(event | {"event": "slot.failed", "id": ident, "reason": str(exc)[:500]})
             raise
 
     def _execute(self, job: Job, event: dict[str, Any]) -> str | None:
@@ -180,7 +209,6 @@ class NodeScheduler:
         event["run"] = run_id
         if self.ctx.query(f"run/{run_id}")["status"] != "running":
             return run_id  # adopted after a restart: it already ended
-        self.webhooks.notify(event | {"event": "run.started"})
         step = self.steps.get(task["engine"])
         try:
             if step is None:
@@ -190,10 +218,8 @@ class NodeScheduler:
             digest = step(run_id, task["requester"])
         except Refused as exc:
             self._finish(run_id, None, f"{exc.code}: {exc.message}")
-            self.webhooks.notify(event | {"event": "run.failed", "reason": f"{exc.code}: {exc.message}"})
             raise RuntimeError(f"{exc.code}: {exc.message}") from None
         self._finish(run_id, digest, "")
-        self.webhooks.notify(event | {"event": "run.awaiting_release", "output_digest": digest})
         return run_id
 
     def _move(self, job: Job, state: str, **fields: Any) -> None:
@@ -208,7 +234,6 @@ class NodeScheduler:
         if self.ctx.query(f"run/{run_id}")["status"] == "running":
             reason = "INTERRUPTED: the requester's node restarted during the run; the next slot runs anew"
             self._finish(run_id, None, reason)
-            self.webhooks.notify(event | {"event": "run.failed", "reason": reason})
             raise RuntimeError(reason)
         return run_id
 

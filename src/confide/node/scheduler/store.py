@@ -59,6 +59,23 @@ slots = Table(
     Column("error", String(500), nullable=True),
     Column("finished_at", BigInteger, nullable=True),
 )
+meta = Table(
+    "sched_meta",
+    _meta,
+    Column("key", String(64), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+outbox = Table(  # webhook events not yet delivered to every URL: they survive a restart
+    "sched_outbox",
+    _meta,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("url", String(2000), nullable=False),
+    Column("body", JSON, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("due_at", BigInteger, nullable=False),
+    Column("state", String(16), nullable=False),  # pending | delivered | failed
+    Column("error", String(500), nullable=True),
+)
 OPEN = ("queued", "waiting", "starting", "started")
 CANCELLABLE = ("queued", "waiting")
 
@@ -252,6 +269,50 @@ class SchedulerStore:
         with self.engine.connect() as c:
             q = select(slots).where(slots.c.state.in_(OPEN)).order_by(slots.c.slot)
             return [dict(r) for r in c.execute(q).mappings().all()]
+
+    # -- notifications -------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> int | None:
+        with self.engine.connect() as c:
+            v = c.execute(select(meta.c.value).where(meta.c.key == key)).scalar()
+        return None if v is None else int(v)
+
+    def enqueue(
+        self, events: list[dict[str, Any]], urls: list[str], now: int, cursor: tuple[str, int] | None = None
+    ) -> None:
+        """Put events in the outbox (one row per URL), and move ``cursor`` (key, height) in the same
+        transaction: an event is either queued and the cursor past its block, or neither."""
+        with self._lock, self.engine.begin() as c:
+            fresh = {"attempts": 0, "due_at": now, "state": "pending"}
+            rows = [{"url": u, "body": e, **fresh} for e in events for u in urls]
+            if rows:
+                c.execute(insert(outbox), rows)
+            if cursor is not None:
+                key, value = cursor
+                if c.execute(update(meta).where(meta.c.key == key).values(value=value)).rowcount == 0:
+                    c.execute(insert(meta).values(key=key, value=value))
+
+    def due_deliveries(self, now: int, limit: int = 50) -> list[dict[str, Any]]:
+        with self.engine.connect() as c:
+            q = (
+                select(outbox)
+                .where(outbox.c.state == "pending", outbox.c.due_at <= now)
+                .order_by(outbox.c.id)
+                .limit(limit)
+            )
+            return [dict(r) for r in c.execute(q).mappings().all()]
+
+    def next_delivery_at(self) -> int | None:
+        with self.engine.connect() as c:
+            v = c.execute(select(func.min(outbox.c.due_at)).where(outbox.c.state == "pending")).scalar()
+        return None if v is None else int(v)
+
+    def delivered(self, row_id: int, state: str, **fields: Any) -> None:
+        with self._lock, self.engine.begin() as c:
+            c.execute(update(outbox).where(outbox.c.id == row_id).values(state=state, **fields))
+
+    def deliveries(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as c:
+            return [dict(r) for r in c.execute(select(outbox).order_by(outbox.c.id)).mappings().all()]
 
     def close(self) -> None:
         self.engine.dispose()
