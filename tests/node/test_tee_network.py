@@ -28,6 +28,7 @@ from confide.engines.tee.measurement import locked_deps
 from confide.engines.tee.platform import runtime_build_from_json
 from confide.interfaces import sdk
 from confide.interfaces.client import ApiCallError, Client
+from confide.interfaces.runs import cancel_run
 from confide.interfaces.tee import (
     TeeRunFailed,
     approve_release,
@@ -197,6 +198,75 @@ def test_result_is_released_only_after_every_owner_and_verifies_on_every_node(
         assert {"application.submit", "task.submit", "run.start", "run.finish", "release.decide"} <= set(
             kinds
         )
+
+
+def test_a_scheduled_tee_task_is_hosted_and_run_by_the_requesters_node(
+    net: Network, world: dict[str, Any]
+) -> None:
+    """At its time, the bank's node launches and quotes the enclave, starts the run naming its
+    attestation (signed by the node key), the owners verify and stream, the output is sealed and the
+    run reported; after every owner's approval the analyst gets the same result as a run by hand."""
+    analyst = world["analyst"]
+    at = int(time.time() * 1000) + 4_000
+    inputs = [{"dataset": d, "grant": world["grants"][d], "columns": COLUMNS[d]} for d in COLUMNS]
+    task = sdk.submit_task(
+        analyst.ledger,
+        analyst.identity,
+        engine="tee",
+        inputs=inputs,
+        code=SQL,
+        params={"recipient": recipient_public(analyst.identity)},
+        schedule={"kind": "at", "at": at},
+    ).tx_id
+    net.sync()
+    deadline = time.monotonic() + 60
+    while True:
+        (slot,) = analyst.call("GET", f"/v1/scheduler/tasks/{task}/slots")["slots"] or [{"state": "-"}]
+        if slot["state"] in ("done", "failed") or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert slot["state"] == "done", slot
+    net.sync()
+    run = analyst.query(f"run/{slot['run']}")
+    assert run["slot"] == at and run["status"] == "succeeded" and run["attestation"]["host_org"] == "bank"
+    assert run["started_by"] == load_identity(net.root / "bank" / "keys" / "node.pem").key_id
+    for dataset in COLUMNS:
+        approve_release(world["owners"][dataset.split("/")[0]], slot["run"], dataset)
+    net.sync()
+    assert fetch_result(analyst, slot["run"]).to_pylist() == _expected()
+
+
+def test_a_cancelled_tee_run_keeps_no_sealed_output_on_the_host(net: Network, world: dict[str, Any]) -> None:
+    """The enclave ran and sealed its output; the requester cancels the run instead of reporting it:
+    the host erases the sealed output, and a cancelled run's session cannot run again."""
+    analyst = world["analyst"]
+    task = _task(net, world, SQL)
+    session = analyst.call("POST", "/v1/tee/sessions", {"task": task})
+    r = sdk.start_run(
+        analyst.ledger,
+        analyst.identity,
+        task,
+        _digests(world, list(COLUMNS)),
+        attestation=session["attestation"],
+    )
+    out = analyst.call(
+        "POST", f"/v1/tee/sessions/{session['session']}/run", {"run": r.tx_id, "min_height": r.height}
+    )
+    sealed = net.root / "bank" / "tee" / "sealed" / f"{r.tx_id}.sealed"
+    assert out["statement"]["output_digest"] and sealed.exists()
+    cancel_run(analyst, r.tx_id, "numbers no longer needed")
+    deadline = time.monotonic() + 20
+    while sealed.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not sealed.exists() and not sealed.with_suffix(".json").exists()
+    with pytest.raises(ApiCallError) as refused:
+        fetch_result(analyst, r.tx_id)
+    assert refused.value.code == "NOT_RELEASED"
+
+    again = analyst.call("POST", "/v1/tee/sessions", {"task": task})  # a session for a cancelled run
+    with pytest.raises(ApiCallError) as ended:
+        analyst.call("POST", f"/v1/tee/sessions/{again['session']}/run", {"run": r.tx_id})
+    assert ended.value.code == "RUN_ENDED"
 
 
 def test_inputs_go_only_to_the_hosting_node_and_only_once(net: Network, world: dict[str, Any]) -> None:

@@ -206,3 +206,41 @@ def test_error_in_one_party_stops_the_other(engine: EcdhPsi) -> None:
     cfgs = (PsiConfig("t-1", "receiver"), PsiConfig("t-2", "sender"))
     with pytest.raises(PsiProtocolError):
         run_pair((engine, engine), (["a"], ["a"]), cfgs)
+
+
+def test_pool_workers_exit_when_the_process_that_made_them_is_killed() -> None:
+    """A node SIGKILLed mid-run must not leave its ECDH workers behind (holding memory and cores)."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import multiprocessing as mp, os, signal\n"
+        "from confide.engines.psi.ecdh import new_pool\n"
+        "if __name__ == '__main__':\n"
+        "    pool = new_pool(2)\n"
+        "    list(pool.map(abs, range(8)))\n"
+        "    print(' '.join(str(p.pid) for p in mp.active_children()), flush=True)\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.returncode == -9, out.stderr
+    pids = [int(p) for p in out.stdout.split()]
+    assert len(pids) == 2  # the pool's workers
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        try:
+            with open(f"/proc/{pid}/stat") as f:  # a zombie waiting for init to reap it is gone too
+                return f.read().split(") ")[1][0] != "Z"
+        except FileNotFoundError:
+            return False
+
+    deadline = time.monotonic() + 10
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [p for p in pids if alive(p)]

@@ -88,8 +88,26 @@ def canonical_ids(ids: Iterable[str]) -> list[bytes]:
 
 
 def new_pool(workers: int | None = None) -> ProcessPoolExecutor:
-    """A ``spawn`` process pool (safe from threaded hosts) with one worker per core by default."""
-    return ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1, mp_context=get_context("spawn"))
+    """A ``spawn`` process pool (safe from threaded hosts) with one worker per core by default.
+    Each worker exits on its own when the process that made the pool dies, even by SIGKILL."""
+    return ProcessPoolExecutor(
+        max_workers=workers or os.cpu_count() or 1,
+        mp_context=get_context("spawn"),
+        initializer=_exit_with_parent,
+        initargs=(os.getpid(),),
+    )
+
+
+def _exit_with_parent(parent: int, every_s: float = 1.0) -> None:
+    """In a pool worker: a daemon thread that ends the worker once ``parent`` is gone (a killed node
+    must not leave workers holding its memory or its cores)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
 
 
 def _shuffle(n: int) -> np.ndarray[Any, np.dtype[np.int64]]:

@@ -226,6 +226,14 @@ class EnclaveHost:
         _, box = self._call(header, result.sealed, expect="released")
         return box
 
+    def abort(self) -> None:
+        """Kill the enclave now (from another thread: its run was cancelled). The thread feeding or
+        running it gets ``EnclaveError("exited")``; nothing was sealed."""
+        proc = self._proc
+        if proc is not None and self.returncode is None:
+            with contextlib.suppress(OSError):
+                proc.kill()
+
     def close(self) -> int | None:
         """End the session (the enclave exits when its input closes); return its exit status."""
         proc = self._proc

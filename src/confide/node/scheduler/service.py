@@ -9,9 +9,9 @@
   a slot, so after a crash the node adopts the run the ledger already has); grants are re-checked by
   the contract at every run (a revoked, expired or used-up grant fails the slot with that reason);
   then the engine's step as the task's requester would drive it on this node (``psi``: the node is
-  the receiver; ``mpc``: party 0), then ``run.finish`` signed by the same key. A refusal by any node
-  finishes the run ``failed`` with its code and message. ``tee`` tasks need the requester's enclave
-  session and are not scheduled by the node yet: such a slot fails with ``NOT_SCHEDULABLE``.
+  the receiver; ``mpc``: party 0; ``tee``: the node hosts the enclave, whose attestation goes into
+  ``run.start``), then ``run.finish`` signed by the same key. A refusal by any node finishes the
+  run ``failed`` with its code and message.
 - **Webhooks** (``node.json`` ``webhooks``): for every run of a task of this org or over its
   datasets, started by hand or by a scheduler, read off the new blocks (``events.ledger_events``:
   run started / awaiting release / failed / cancelled, release decision needed / released /
@@ -25,6 +25,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -42,18 +43,39 @@ from .notify import Webhooks, wait_for_peers
 from .scheduler import Job, Scheduler
 from .store import SchedulerStore
 
-__all__ = ["EngineStep", "NodeScheduler"]
+__all__ = ["EngineDriver", "NodeScheduler", "digest_only"]
 
 log = logging.getLogger("confide.node.scheduler")
 PEER_TRIES, PEER_BACKOFF_MS = 5, 1_000
-EngineStep = Callable[[str, str], str]
-"""(run id, requester key id) -> the run's output digest; raises ``Refused`` when it cannot."""
+
+
+@dataclass(frozen=True)
+class EngineDriver:
+    """How the node drives one engine's run for a task's requester (narrow, one per engine).
+
+    ``run(run id, requester key id, prepared)`` does the engine's work and returns the fields of the
+    run's ``run.finish`` (at least ``output_digest``); it raises ``Refused`` when it cannot.
+    ``prepare(task, requester key id)``, when the engine needs something before ``run.start`` (a tee
+    run names its attested enclave), returns (extra ``run.start`` fields, what ``run`` gets);
+    ``discard(prepared)`` releases it when the run does not start.
+    """
+
+    run: Callable[[str, str, Any], dict[str, Any]]
+    prepare: Callable[[dict[str, Any], str], tuple[dict[str, Any], Any]] | None = None
+    discard: Callable[[Any], None] = lambda _prepared: None
+
+
+def digest_only(step: Callable[[str, str], Any]) -> EngineDriver:
+    """A driver for engines whose step returns a result with its ``output_digest`` (psi, mpc)."""
+
+    def run(run_id: str, requester: str, _prepared: Any) -> dict[str, Any]:
+        return {"output_digest": str(step(run_id, requester)["output_digest"])}
+
+    return EngineDriver(run=run)
+
+
 SYNC_EVERY_S = 1.0
 CURSOR = "webhooks_height"  # the last block whose events were queued
-
-
-class NotSchedulable(Refused):
-    pass
 
 
 class SlotCancelled(Exception):
@@ -67,13 +89,13 @@ class NodeScheduler:
     def __init__(
         self,
         ctx: NodeContext,
-        steps: dict[str, EngineStep],
+        drivers: dict[str, EngineDriver],
         *,
         clock: Clock | None = None,
         workers: int = 2,
         on_new_blocks: Sequence[Callable[[], object]] = (),
     ) -> None:
-        self.ctx, self.steps, self.on_new_blocks = ctx, steps, list(on_new_blocks)
+        self.ctx, self.drivers, self.on_new_blocks = ctx, drivers, list(on_new_blocks)
         self.store = SchedulerStore(ctx.config.database_url)
         self.scheduler = Scheduler(self.store, clock or node_clock(), self.execute, workers=workers)
         self.scheduler.before_tick = self.sync
@@ -205,21 +227,31 @@ class NodeScheduler:
                 on_wait=waiting,
             )
         self._move(job, "starting")  # from here on, cancelling the slot means cancelling its run
-        run_id = self._start(task, job)
+        driver = self.drivers.get(task["engine"])
+        if driver is None:
+            raise RuntimeError(f"NOT_SCHEDULABLE: this node cannot run {task['engine']} tasks")
+        extra: dict[str, Any] = {}
+        prepared: Any = None
+        if driver.prepare is not None and self._slot_run(job) is None:
+            try:
+                extra, prepared = driver.prepare(task, task["requester"])
+            except Refused as exc:  # e.g. this node hosts no enclave: no run is started
+                raise RuntimeError(f"{exc.code}: {exc.message}") from None
+        try:
+            run_id = self._start(task, job, extra)
+        except BaseException:
+            driver.discard(prepared)
+            raise
         event["run"] = run_id
         if self.ctx.query(f"run/{run_id}")["status"] != "running":
+            driver.discard(prepared)
             return run_id  # adopted after a restart: it already ended
-        step = self.steps.get(task["engine"])
         try:
-            if step is None:
-                raise NotSchedulable(
-                    "NOT_SCHEDULABLE", f"{task['engine']} tasks are not run by the node's scheduler yet", 409
-                )
-            digest = step(run_id, task["requester"])
+            fields = driver.run(run_id, task["requester"], prepared)
         except Refused as exc:
             self._finish(run_id, None, f"{exc.code}: {exc.message}")
             raise RuntimeError(f"{exc.code}: {exc.message}") from None
-        self._finish(run_id, digest, "")
+        self._finish(run_id, fields, "")
         return run_id
 
     def _move(self, job: Job, state: str, **fields: Any) -> None:
@@ -269,12 +301,12 @@ class NodeScheduler:
             rec = self.ctx.state.get(f"slot/{job.task}/{job.slot}")
         return None if rec is None else str(rec["run"])
 
-    def _start(self, task: dict[str, Any], job: Job) -> str:
+    def _start(self, task: dict[str, Any], job: Job, extra: dict[str, Any]) -> str:
         """This slot's run: the one the ledger has, or a new one (run.start signed by this node)."""
         existing = self._slot_run(job)
         if existing is None:
             digests = run_input_digests(self.ctx.query, task)
-            payload = {"task": job.task, "input_digests": digests, "slot": job.slot}
+            payload = {"task": job.task, "input_digests": digests, "slot": job.slot, **extra}
             try:
                 existing, _ = self._submit("run.start", payload)
             except TxRefused as exc:
@@ -290,7 +322,13 @@ class NodeScheduler:
         self.store.mark(job.task, job.slot, "started", run=existing)
         return existing
 
-    def _finish(self, run_id: str, digest: str | None, reason: str) -> None:
-        payload: dict[str, Any] = {"run": run_id, "status": "succeeded" if digest else "failed"}
-        payload |= {"output_digest": digest} if digest else {"reason": reason[:2000]}
-        self._submit("run.finish", payload)
+    def _finish(self, run_id: str, fields: dict[str, Any] | None, reason: str) -> None:
+        """Report the run (succeeded with ``fields``, else failed); a run that ended meanwhile (its
+        requester cancelled it) keeps that status."""
+        payload: dict[str, Any] = {"run": run_id, "status": "succeeded" if fields else "failed"}
+        payload |= fields if fields else {"reason": reason[:2000]}
+        try:
+            self._submit("run.finish", payload)
+        except TxRefused:
+            if self.ctx.query(f"run/{run_id}")["status"] == "running":
+                raise

@@ -108,6 +108,7 @@ class EnclaveSessions:
         self._lock = threading.Lock()
         self._sessions: dict[str, _Session] = {}
         self._progress: dict[str, dict[str, Any]] = {}  # session id -> what the requester may watch
+        self._running: dict[str, _Session] = {}  # run id -> its session while it executes
         self._platform: HostPlatform | None = None
         self._http = peer_client(ctx, httpx.Timeout(30.0, read=600.0))
 
@@ -184,6 +185,7 @@ class EnclaveSessions:
         progress: dict[str, Any] = {"requester": requester, "state": "fetching", "inputs": {}}
         with self._lock:
             self._progress[session_id] = progress
+            self._running[run_id] = session
         try:
             result = self._execute(session, run_id, progress)
             progress["state"] = "sealed"
@@ -192,7 +194,39 @@ class EnclaveSessions:
             progress["state"] = f"failed: {exc.code}"
             raise
         finally:
+            with self._lock:
+                self._running.pop(run_id, None)
             session.host.close()
+
+    def reap_cancelled(self) -> int:
+        """Runs cancelled (or failed) on this node's ledger view: kill their enclave if it is still
+        fetching or running (nothing gets sealed), and erase a sealed output already kept for them.
+        Returns how many were stopped or erased."""
+        with self._lock:
+            running = list(self._running.items())
+        done = 0
+        for run_id, session in running:
+            if self._ended(run_id):
+                session.host.abort()
+                done += 1
+        if self.ctx.config.tee_dir is None or not self.sealed_dir.is_dir():
+            return done
+        for path in self.sealed_dir.glob("*.sealed"):
+            if self._ended(path.stem):
+                for f in (path, path.with_suffix(".json")):
+                    f.unlink(missing_ok=True)
+                log.info("run %s ended on the ledger: its sealed output erased", path.stem[:16])
+                done += 1
+        return done
+
+    def _refused(self, run_id: str, exc: EnclaveError) -> TeeRefused:
+        if self._ended(run_id):
+            return TeeRefused("RUN_ENDED", "the run was cancelled on the ledger; nothing was kept", 409)
+        return _enclave_refused(exc)
+
+    def _ended(self, run_id: str) -> bool:
+        run = self.ctx.query_or_none(f"run/{run_id}")
+        return run is not None and run["status"] in ("cancelled", "failed")
 
     def discard(self, session_id: str, requester: str) -> None:
         """End a session that will not run (e.g. its run.start was refused): the enclave exits now."""
@@ -220,6 +254,8 @@ class EnclaveSessions:
             raise TeeRefused(
                 "UNKNOWN_RUN", f"run {run_id[:16]} of this task is not on this node's ledger", 404
             )
+        if run["status"] != "running":
+            raise TeeRefused("RUN_ENDED", f"the run is {run['status']} on the ledger", 409)
         if run.get("attestation_digest") != session.quote_digest:
             raise TeeRefused("WRONG_ENCLAVE", "the run names another enclave than this session's")
         task = self._task(session.task_id, session.requester)
@@ -234,7 +270,9 @@ class EnclaveSessions:
         try:
             result = session.host.run(min_group_size=need)
         except EnclaveError as exc:
-            raise _enclave_refused(exc) from None
+            raise self._refused(run_id, exc) from None
+        if self._ended(run_id):  # cancelled while the enclave ran: keep nothing
+            raise self._refused(run_id, EnclaveError("exited"))
         self._keep(run_id, result)
         log.info("run %s: sealed output %s", run_id[:16], result.output_digest.hex()[:16])
         return {"statement": result.statement, "signature": result.signature.hex(), "summary": result.summary}
@@ -263,7 +301,7 @@ class EnclaveSessions:
                 try:
                     host.feed(dataset, frames, alias=alias_of(dataset), sender_key_id=sender)
                 except EnclaveError as exc:
-                    raise _enclave_refused(exc) from None
+                    raise self._refused(run_id, exc) from None
         except httpx.HTTPError as exc:
             raise TeeRefused("PEER_UNREACHABLE", f"{org}'s node at {base} failed: {exc}", 502) from None
 
