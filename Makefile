@@ -8,12 +8,16 @@ STAMP  := $(VENV)/.installed
 SPU_VENV  := .spu-venv
 SPU_STAMP := $(SPU_VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench clean help spu-env
+# The console's browser-side vendor file (apache-arrow, pinned in console/package-lock.json).
+CONSOLE_VENDOR := src/confide/console/static/vendor/arrow.js
+
+.PHONY: demo test lint typecheck unit bench clean help spu-env console browser screenshots
 
 help:
 	@echo "make demo   - set up .venv; run the credit scenario across three org nodes (TEE, simulated) on loopback"
 	@echo "make test   - set up .venv, run ruff, mypy and the test suite"
 	@echo "make bench  - run 'confide bench ledger --txs 20000'"
+	@echo "make screenshots - write docs/screenshots/*.png of each console page (headless Chromium)"
 	@echo "make spu-env - set up .spu-venv (SecretFlow SPU for the spu-rr22/kkrt/ecdh PSI engines; make test does it)"
 
 $(STAMP): pyproject.toml constraints.txt
@@ -32,7 +36,18 @@ $(SPU_STAMP): envs/spu/requirements.txt
 
 spu-env: $(SPU_STAMP)
 
-demo: $(STAMP)
+$(CONSOLE_VENDOR): console/package.json console/package-lock.json
+	@command -v npm >/dev/null || { echo "error: npm is needed to fetch the console's apache-arrow; install Node.js (Debian: apt-get install nodejs npm)"; exit 1; }
+	cd console && npm ci --no-audit --no-fund --loglevel=error
+	@mkdir -p $(dir $(CONSOLE_VENDOR))
+	cp console/node_modules/apache-arrow/Arrow.es2015.min.js $(CONSOLE_VENDOR)
+
+console: $(CONSOLE_VENDOR)
+
+browser:
+	@scripts/install-browser.sh
+
+demo: $(STAMP) $(CONSOLE_VENDOR)
 	$(BIN)/confide demo credit --workdir .demo
 
 lint: $(STAMP)
@@ -42,7 +57,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP) $(SPU_STAMP)
+unit: $(STAMP) $(SPU_STAMP) $(CONSOLE_VENDOR) browser
 	pg="$$(scripts/test-postgres.sh)" && eval "$$pg" && $(BIN)/pytest -q
 
 test: lint typecheck unit
@@ -50,5 +65,8 @@ test: lint typecheck unit
 bench: $(STAMP)
 	$(BIN)/confide bench ledger --txs 20000
 
+screenshots: $(STAMP) $(CONSOLE_VENDOR) browser
+	$(BIN)/python -m confide.console.screenshots --out docs/screenshots
+
 clean:
-	rm -rf $(VENV) $(SPU_VENV) .demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SPU_VENV) .demo .pytest_cache .mypy_cache .ruff_cache console/node_modules $(CONSOLE_VENDOR)

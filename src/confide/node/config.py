@@ -7,11 +7,12 @@ variables ``CONFIDE_NODE_<FIELD>`` override the file (e.g. a PostgreSQL URL).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["ConfigError", "NodeConfig", "load_node_config"]
@@ -40,13 +41,52 @@ class NodeConfig(BaseSettings):
     tee_dir: Path | None = Field(default=None, description="enclave-host platform files; None: not a host")
     runtime_build: Path | None = Field(default=None, description="the signed enclave runtime build")
     webhooks: list[str] = Field(
-        default_factory=list, description="URLs the node POSTs scheduled runs' events to (signed JSON)"
+        default_factory=list, description="URLs the node POSTs run and release events to (signed JSON)"
     )
+    # The web console (and the same API) for browsers, on a listener of its own: browsers do not
+    # accept the Ed25519 certificates of the node links. Plain http only on a loopback address;
+    # anywhere else give a certificate browsers accept (ECDSA P-256 or RSA) and its key.
+    console_port: int | None = Field(default=None, ge=1, le=65535, description="None: no console")
+    console_host: str = "127.0.0.1"
+    console_tls_cert: Path | None = None
+    console_tls_key: Path | None = None
+
+    @model_validator(mode="after")
+    def _console_safe(self) -> NodeConfig:
+        if (self.console_tls_cert is None) != (self.console_tls_key is None):
+            raise ValueError("console_tls_cert and console_tls_key: give both or neither")
+        if (
+            self.console_port is not None
+            and self.console_tls_cert is None
+            and not _loopback(self.console_host)
+        ):
+            raise ValueError(
+                f"console_host {self.console_host!r}: the console over plain http listens on a loopback "
+                "address only; give console_tls_cert and console_tls_key (ECDSA P-256 or RSA) to serve it "
+                "to other machines"
+            )
+        return self
+
+    @property
+    def console_url(self) -> str | None:
+        if self.console_port is None:
+            return None
+        scheme = "https" if self.console_tls_cert else "http"
+        return f"{scheme}://{self.console_host}:{self.console_port}/console/"
 
     @property
     def url(self) -> str:
         scheme = "https" if self.tls_cert else "http"
         return f"{scheme}://{self.host}:{self.port}"
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def load_node_config(folder: str | Path) -> NodeConfig:
@@ -58,7 +98,17 @@ def load_node_config(folder: str | Path) -> NodeConfig:
         raise ConfigError(f"{path} not found; create node folders with 'confide consortium init'") from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path} is not JSON: {exc}") from None
-    for key in ("data_dir", "node_key", "genesis", "tls_cert", "ca_bundle", "tee_dir", "runtime_build"):
+    for key in (
+        "data_dir",
+        "node_key",
+        "genesis",
+        "tls_cert",
+        "ca_bundle",
+        "tee_dir",
+        "runtime_build",
+        "console_tls_cert",
+        "console_tls_key",
+    ):
         if key in raw and not Path(raw[key]).is_absolute():
             raw[key] = str(d / raw[key])
     url = raw.get("database_url", "")

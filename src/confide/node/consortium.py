@@ -143,6 +143,7 @@ def init_consortium(
                 "org": o.id,
                 "host": host,
                 "port": base_port + 1 + i,
+                "console_port": base_port + 1 + len(orgs) + i,  # http on loopback; see NodeConfig
                 "orderer_url": orderer_url,
                 "database_url": db,
                 "data_dir": "data",

@@ -18,7 +18,7 @@ import json
 import statistics
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ from .credit_data import write_credit_data
 from .localnet import LocalNetwork, start_local_network
 from .network_demo import NETWORK_ORGS, create_members
 
-__all__ = ["CreditDemo", "run_credit_demo"]
+__all__ = ["DATASETS", "CreditDemo", "grant_datasets", "run_credit_demo", "start_credit_network"]
 
 DAY_MS = 86_400_000
 DATASETS: dict[str, dict[str, Any]] = {
@@ -104,9 +104,16 @@ def _register(net: LocalNetwork, people: dict[str, Client], say: Callable[[str],
         )
 
 
-def _grants(net: LocalNetwork, people: dict[str, Client], say: Callable[[str], None]) -> dict[str, str]:
+def grant_datasets(
+    net: LocalNetwork,
+    people: dict[str, Client],
+    say: Callable[[str], None],
+    datasets: Sequence[str] = tuple(DATASETS),
+) -> dict[str, str]:
+    """The analyst applies for each of ``datasets`` (engine tee, its columns) and the owners approve."""
     analyst, grants = people["analyst"], {}
-    for dataset, spec in DATASETS.items():
+    for dataset in datasets:
+        spec = DATASETS[dataset]
         org = dataset.split("/")[0]
         say(f"[bank] analyst applies for {dataset}: engine tee, columns {', '.join(spec['columns'])}")
         app = sdk.apply_for(
@@ -132,14 +139,15 @@ def _grants(net: LocalNetwork, people: dict[str, Client], say: Callable[[str], N
     return grants
 
 
-def run_credit_demo(
+def start_credit_network(
     workdir: Path,
     say: Callable[[str], None] = print,
     *,
     enterprises: int = 3000,
     canaries: dict[str, str] | None = None,
-) -> CreditDemo:
-    out = CreditDemo()
+) -> tuple[LocalNetwork, dict[str, Client]]:
+    """The three org nodes and the orderer running, members created (keys under each org's
+    ``keys/``), the synthetic data written and the three datasets registered; no grant yet."""
     net = start_local_network(workdir, NETWORK_ORGS, chain_id="confide-credit", say=say)
     try:
         people = create_members(net, say)
@@ -148,7 +156,23 @@ def run_credit_demo(
             {o: net.root / o / "data" for o in net.orgs}, enterprises=enterprises, canaries=canaries
         )
         _register(net, people, say)
-        grants = _grants(net, people, say)
+    except BaseException:
+        net.stop_all()
+        raise
+    return net, people
+
+
+def run_credit_demo(
+    workdir: Path,
+    say: Callable[[str], None] = print,
+    *,
+    enterprises: int = 3000,
+    canaries: dict[str, str] | None = None,
+) -> CreditDemo:
+    out = CreditDemo()
+    net, people = start_credit_network(workdir, say, enterprises=enterprises, canaries=canaries)
+    try:
+        grants = grant_datasets(net, people, say)
         analyst = people["analyst"]
         code = task_code("credit_score")
         inputs = [{"dataset": d, "grant": grants[d], "columns": s["columns"]} for d, s in DATASETS.items()]

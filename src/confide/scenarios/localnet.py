@@ -64,6 +64,10 @@ class LocalNetwork:
     def verify(self) -> ssl.SSLContext | bool:
         return client_context(self.bundle) if self.bundle else True
 
+    def console_url(self, org: str) -> str:
+        """The org node's web console (http on loopback)."""
+        return f"http://127.0.0.1:{self.base_port + 1 + len(self.orgs) + self.orgs.index(org)}/console/"
+
     def url(self, name: str) -> str:
         offset = 0 if name == "orderer" else 1 + self.orgs.index(name)
         scheme = "https" if self.bundle else "http"
@@ -147,7 +151,7 @@ def start_local_network(
     base_port: int | None = None,
     say: Any = None,
 ) -> LocalNetwork:
-    base = base_port if base_port is not None else free_port_block(1 + len(orgs))
+    base = base_port if base_port is not None else free_port_block(1 + 2 * len(orgs))  # + consoles
     init_consortium(root, orgs, chain_id=chain_id, base_port=base, database_url=database_url)
     net = LocalNetwork(root, base, tuple(o.id for o in orgs))
     try:

@@ -64,7 +64,8 @@ def credit_score(tables: Mapping[str, pa.Table]) -> pa.Table:
     odds 50:1, 50 points to double the odds), ``band`` (A: pd < 2 %, B < 5 %, C < 10 %, D < 20 %, E);
     all three null for an applicant missing at tax or power or without a complete loan row
     (``applicants_unscored``); history rows without a match are not used. Schema metadata
-    ``confide.metrics``: holdout AUC, row counts, feature names; never inputs or coefficients.
+    ``confide.metrics``: holdout AUC and ROC curve (20 points), row counts, feature names; never inputs
+    or coefficients.
     """
     bank_hist, bank_appl = _credit_loans(tables["loans"])
     tax, power = _credit_tax(tables["filings"]), _credit_power(tables["consumption"])
@@ -82,6 +83,7 @@ def credit_score(tables: Mapping[str, pa.Table]) -> pa.Table:
     weights = _credit_fit(_credit_design(hist_x[train], mean, std), labels[train])
     holdout_pd = _credit_sigmoid(_credit_design(hist_x[~train], mean, std) @ weights)
     auc = _credit_auc(holdout_pd, labels[~train])
+    roc = _credit_roc(holdout_pd, labels[~train])
 
     bank = _credit_bank(bank_appl)
     codes = np.unique(_credit_codes(bank_appl))
@@ -96,6 +98,7 @@ def credit_score(tables: Mapping[str, pa.Table]) -> pa.Table:
     full_band[scored] = band
     metrics = {
         "auc_holdout": None if auc is None else round(auc, 4),
+        "roc_holdout": roc,
         "train_rows": int(train.sum()),
         "holdout_rows": int((~train).sum()),
         "applicants": len(codes),
@@ -289,6 +292,28 @@ def _credit_auc(scores: _Floats, labels: _Floats) -> float | None:
     ranks = np.empty(len(scores))
     ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)  # 1-based, ties averaged
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def _credit_roc(scores: _Floats, labels: _Floats, points: int = 20) -> list[list[float]]:
+    """The holdout ROC curve at ``points`` score quantiles: [false positive rate, true positive rate]
+    pairs rounded to 3 places (an aggregate of the holdout, like its AUC)."""
+    positive = labels > 0
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if n_pos == 0 or n_neg == 0:
+        return []
+    cuts = np.unique(np.quantile(scores, np.linspace(0.0, 1.0, points + 1)))[::-1]
+    out = [[0.0, 0.0]]
+    for cut in cuts:
+        flagged = scores >= cut
+        out.append(
+            [
+                round(float((flagged & ~positive).sum()) / n_neg, 3),
+                round(float((flagged & positive).sum()) / n_pos, 3),
+            ]
+        )
+    if out[-1] != [1.0, 1.0]:
+        out.append([1.0, 1.0])
+    return out
 
 
 FUNCTIONS: dict[str, TaskFunction] = {"row_count": row_count, "credit_score": credit_score}

@@ -64,19 +64,41 @@ def _logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-def _serve(app: Any, host: str, port: int, log_level: str, cert: str | None, keyfile: str | None) -> None:
-    """uvicorn with TLS when a certificate is given; idle keep-alive links get 3 s to close on stop."""
+def _serve(
+    app: Any,
+    host: str,
+    port: int,
+    log_level: str,
+    cert: str | None,
+    keyfile: str | None,
+    *,
+    console: Any = None,
+) -> None:
+    """uvicorn with TLS when a certificate is given; idle keep-alive links get 3 s to close on stop.
+    ``console``: a second uvicorn server (the web console's listener), run in a thread beside the
+    main one and stopped with it."""
+    import threading
+
     import uvicorn
 
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        log_level=log_level.lower(),
-        timeout_graceful_shutdown=3,
-        ssl_certfile=cert,
-        ssl_keyfile=keyfile,
-    )
+    thread = None
+    if console is not None:
+        thread = threading.Thread(target=console.run, daemon=True, name="console-listener")
+        thread.start()
+    try:
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            log_level=log_level.lower(),
+            timeout_graceful_shutdown=3,
+            ssl_certfile=cert,
+            ssl_keyfile=keyfile,
+        )
+    finally:
+        if console is not None and thread is not None:
+            console.should_exit = True
+            thread.join(timeout=5)
 
 
 @orderer_app.command("start")
@@ -137,4 +159,34 @@ def node_start(
         f"node {cfg.org} on {cfg.url}, following {cfg.orderer_url} from height {ctx.replica.height}"
     )
     cert = str(cfg.tls_cert) if cfg.tls_cert is not None else None
-    _serve(create_node_app(ctx), cfg.host, cfg.port, log_level, cert, str(cfg.node_key) if cert else None)
+    app = create_node_app(ctx)
+    if cfg.console_port is not None:
+        console.print(f"web console on {cfg.console_url}")
+    _serve(
+        app,
+        cfg.host,
+        cfg.port,
+        log_level,
+        cert,
+        str(cfg.node_key) if cert else None,
+        console=_console_server(app, cfg, log_level) if cfg.console_port is not None else None,
+    )
+
+
+def _console_server(app: Any, cfg: Any, log_level: str) -> Any:
+    """The same app on the console's listener (no lifespan of its own: the main server runs it)."""
+    import uvicorn
+
+    ssl_cert = str(cfg.console_tls_cert) if cfg.console_tls_cert is not None else None
+    ssl_key = str(cfg.console_tls_key) if cfg.console_tls_key is not None else None
+    config = uvicorn.Config(
+        app,
+        host=cfg.console_host,
+        port=cfg.console_port,
+        log_level=log_level.lower(),
+        lifespan="off",
+        timeout_graceful_shutdown=3,
+        ssl_certfile=ssl_cert,
+        ssl_keyfile=ssl_key,
+    )
+    return uvicorn.Server(config)

@@ -2,7 +2,8 @@
 
 Paths: ``consortium``, ``orgs``, ``org/<id>``, ``members/<org>``, ``catalog``,
 ``dataset/<org>/<unit>/<name>``, ``applications[?dataset=&applicant_org=&status=]``,
-``application/<id>``, ``task/<id>``, ``run/<id>``, ``release/<run>``.
+``application/<id>``, ``tasks[?requester=&requester_org=&engine=&status=]`` (without their code),
+``task/<id>``, ``run/<id>``, ``release/<run>``.
 """
 
 from __future__ import annotations
@@ -77,6 +78,13 @@ def run_query(state: StateView, path: str, now: int) -> Any:
         return out
     if head == "application" and rest:
         return _app_view(_one(state, f"app/{rest}"), now)
+    if head == "tasks" and not rest:  # filters: requester, requester_org, engine, status
+        filters = dict(parse_qsl(qs))
+        return [
+            {k: v for k, v in t.items() if k != "code"}
+            for _, t in state.scan("task/")
+            if all(str(t.get(k)) == v for k, v in filters.items())
+        ]
     if head == "usages" and not rest:
         filters = dict(parse_qsl(qs))
         return [u for _, u in state.scan("usage/") if all(str(u.get(k)) == v for k, v in filters.items())]

@@ -9,12 +9,14 @@ re-verifies a result's whole chain on this node. Refusals use the one error shap
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from ...engines.tee.functions import FUNCTIONS, task_code
 from ..tee.host import EnclaveSessions
 from ..tee.owner import open_transfer
 from ..tee.provenance import provenance
@@ -90,6 +92,25 @@ def send_input(body: InputIn, ctx: Ctx, me: Principal = Depends(require_roles("n
     frames, sender = open_transfer(ctx, run_id=body.run, dataset=body.dataset, caller_key_id=me.key_id)
     headers = {"X-Confide-Sender-Key": sender}
     return StreamingResponse(frames, media_type="application/octet-stream", headers=headers)
+
+
+@router.get("/functions")
+def functions(me: Me) -> list[dict[str, Any]]:
+    """The enclave functions this node's runtime registers: name, the exact task code (what a tee task
+    carries and the measurement covers), its digest and a one-line summary."""
+    out = []
+    for name, fn in sorted(FUNCTIONS.items()):
+        code = task_code(name)
+        summary = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
+        out.append(
+            {
+                "name": name,
+                "code": code,
+                "code_digest": hashlib.sha256(code.encode()).hexdigest(),
+                "summary": summary,
+            }
+        )
+    return out
 
 
 @router.get("/transfers/{run}")
