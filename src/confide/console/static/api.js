@@ -135,9 +135,12 @@ export class Api {
     return data;
   }
 
+  /** A contract query; filters go in the query string: query("applications?status=approved"). */
   query(path) {
-    const params = this.lastHeight >= 0 ? { min_height: String(this.lastHeight) } : undefined;
-    return this.call("GET", `/v1/query/${path}`, { params });
+    const [p, qs] = path.split("?", 2);
+    const params = Object.fromEntries(new URLSearchParams(qs || ""));
+    if (this.lastHeight >= 0) params.min_height = String(this.lastHeight);
+    return this.call("GET", `/v1/query/${p}`, { params });
   }
 
   async queryOrNull(path) {

@@ -61,7 +61,7 @@ function header() {
     h(
       "div",
       { class: "who" },
-      me ? h("span", { testid: "whoami" }, t("signed_in_as", { name: me.name, roles: me.roles.join(", ") })) : null,
+      me ? h("span", { testid: "whoami" }, t("signed_in_as", { name: me.name, roles: me.roles.map((r) => t(`role_${r}`)).join(", ") })) : null,
       h(
         "button",
         {
@@ -144,6 +144,7 @@ async function start() {
     }
   }
   window.addEventListener("hashchange", route);
+  window.confideRoute = route; // lets a test re-render the current page at once
   route();
 }
 

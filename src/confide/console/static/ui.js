@@ -48,7 +48,7 @@ export function facts(pairs) {
 export function explain(exc) {
   if (exc instanceof ApiError) {
     if (exc.code === "WRONG_ROLE" || exc.code === "FORBIDDEN" || (exc.details && exc.details.name === "FORBIDDEN")) {
-      return t("refused", { msg: exc.details.reason || exc.message });
+      return t("refused_forbidden", { msg: exc.details.reason || exc.message });
     }
     if (exc.code === "TX_REFUSED") return t("refused", { msg: exc.details.reason || exc.message });
     return t("refused", { msg: `${exc.message} (${exc.code})` });

@@ -33,20 +33,19 @@ export async function render(ctx) {
     ctx.api.query(`applications?owner_org=${me.org}`),
   ]);
   const note = notice();
-  const refresh = () => ctx.go("#/applications");
 
   const decideCell = (app) => {
     if (app.applicant === me.keyId) return h("span", { class: "muted" }, "—");
     const reason = reasonBox("reject-reason");
     const err = h("div", { class: "field-error", testid: "err-reason" });
-    return h(
+    const box = h(
       "div",
       { class: "row-actions" },
       button(t("approve"), async () => {
         try {
           await ctx.api.submit("application.approve", { application: app.id, level: nextLevel(app) });
           note.ok(t("approved_msg"));
-          setTimeout(refresh, 600);
+          box.replaceChildren(badge("approved"));
         } catch (exc) {
           note.fail(exc);
         }
@@ -60,20 +59,21 @@ export async function render(ctx) {
         try {
           await ctx.api.submit("application.reject", { application: app.id, level: nextLevel(app), reason: reason.value.trim() });
           note.ok(t("rejected_msg"));
-          setTimeout(refresh, 600);
+          box.replaceChildren(badge("rejected"));
         } catch (exc) {
           note.fail(exc);
         }
       }, { testid: "reject", "data-app": app.id }),
       err,
     );
+    return box;
   };
 
   const revokeCell = (app) => {
     if (!["approved", "pending"].includes(app.status)) return "";
     const reason = reasonBox("revoke-reason");
     const err = h("div", { class: "field-error", testid: "err-revoke" });
-    return h(
+    const box = h(
       "div",
       { class: "row-actions" },
       reason,
@@ -85,13 +85,14 @@ export async function render(ctx) {
         try {
           await ctx.api.submit("application.revoke", { application: app.id, reason: reason.value.trim() });
           note.ok(t("revoked_msg"));
-          setTimeout(refresh, 600);
+          box.replaceChildren(badge("revoked"));
         } catch (exc) {
           note.fail(exc);
         }
       }, { testid: "revoke", "data-app": app.id }),
       err,
     );
+    return box;
   };
 
   const inbox = pending.filter((a) => a.applicant !== me.keyId);

@@ -47,7 +47,7 @@ export async function render(ctx) {
                   "li",
                   { class: "dataset" },
                   h("a", { href: `#/dataset/${d.id}`, testid: `dataset-link`, "data-id": d.id }, d.title),
-                  h("span", { class: "muted" }, ` ${d.id} · ${t(`kind_${d.kind}`)} · v${d.version} · ${fmtNumber(d.rows)} ${t("rows")}`),
+                  h("span", { class: "muted" }, ` ${d.id} · ${t(`kind_${d.kind}`)} · v${d.version} · ${fmtNumber(d.rows)} ${t("rows").toLowerCase()}`),
                 ),
               ),
             ),

@@ -37,7 +37,8 @@ export async function render(ctx, runId) {
     edges.push([runId, d.tx], [d.tx, "release"]);
   }
   nodes.push({ id: "release", kind: "release", label: t("pkind_release"), sub: release ? release.status : "—", ok: report.verified });
-  const graph = provenanceGraph(nodes, edges, { labels: { title: t("provenance_title", { id: short(runId, 16) }) } });
+  const kinds = Object.fromEntries(["dataset", "grant", "task", "run", "approval", "release"].map((k) => [k, t(`pkind_${k}`)]));
+  const graph = provenanceGraph(nodes, edges, { labels: { title: t("provenance_title", { id: short(runId, 16) }), kinds } });
   return h(
     "section",
     {},

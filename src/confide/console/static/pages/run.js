@@ -85,17 +85,24 @@ async function ownerPanel(ctx, run, dataset) {
   const received = run.statement?.input_digests?.[dataset];
   const same = sent && sent.input_digest === received;
   const reason = h("input", { type: "text", placeholder: t("reason"), maxlength: 2000, testid: "release-reason" });
-  const decide = async (decision) => {
+  const actions = h(
+    "div",
+    { class: "row-actions" },
+    button(t("approve_release"), () => decide("approve"), { class: "primary", testid: "release-approve" }),
+    reason,
+    button(t("reject_release"), () => decide("reject"), { testid: "release-reject" }),
+  );
+  async function decide(decision) {
     const payload = { run: run.id, dataset, decision, reason: reason.value.trim() };
     if (decision === "approve" && sent) payload.input_digest = sent.input_digest;
     try {
       await ctx.api.submit("release.decide", payload);
       note.ok(t("decided"));
-      setTimeout(() => ctx.go(`#/run/${run.id}`), 600);
+      actions.replaceChildren(badge(decision === "approve" ? "approved" : "rejected"));
     } catch (exc) {
       note.fail(exc instanceof ApiError ? exc : String(exc));
     }
-  };
+  }
   return h(
     "div",
     { class: "card review", testid: "owner-review", "data-dataset": dataset },
@@ -106,13 +113,7 @@ async function ownerPanel(ctx, run, dataset) {
       [t("input_received"), h("code", {}, received || "—")],
       ["", h("strong", { class: same ? "good" : "bad", testid: "digests" }, same ? t("digests_match") : t("digests_differ"))],
     ]),
-    h(
-      "div",
-      { class: "row-actions" },
-      button(t("approve_release"), () => decide("approve"), { class: "primary", testid: "release-approve" }),
-      reason,
-      button(t("reject_release"), () => decide("reject"), { testid: "release-reject" }),
-    ),
+    actions,
     note,
   );
 }

@@ -50,6 +50,9 @@ function newTaskForm(ctx, grants, functions) {
   );
   const sql = h("textarea", { rows: 5, spellcheck: "false", placeholder: "SELECT … FROM filings f JOIN loans l USING (credit_code) …" });
   const sqlField = field("sql", t("sql"), sql);
+  // one grant per dataset: the newest is picked by default when a dataset was granted twice
+  const newest = new Map();
+  for (const g of grants) if (!newest.has(g.dataset) || newest.get(g.dataset).submitted_at < g.submitted_at) newest.set(g.dataset, g);
   const inputs = h(
     "div",
     { class: "checks", id: "f-inputs", testid: "in-inputs" },
@@ -57,7 +60,7 @@ function newTaskForm(ctx, grants, functions) {
       h(
         "label",
         { class: "check" },
-        h("input", { type: "checkbox", name: "inputs", value: g.id, checked: true }),
+        h("input", { type: "checkbox", name: "inputs", value: g.id, checked: newest.get(g.dataset) === g }),
         ` ${g.dataset} — ${g.columns.join(", ")} (${g.uses_left}/${g.max_uses})`,
       ),
     ),
@@ -104,6 +107,7 @@ function newTaskForm(ctx, grants, functions) {
     const errors = {};
     const picked = Array.from(form.querySelectorAll('input[name="inputs"]:checked'), (i) => grants.find((g) => g.id === i.value));
     if (!picked.length) errors.inputs = t("err_pick_one");
+    else if (new Set(picked.map((g) => g.dataset)).size !== picked.length) errors.inputs = t("err_one_grant");
     let code = null;
     if (codeKind.value === "sql") {
       if (!sql.value.trim()) errors.sql = t("err_sql");
