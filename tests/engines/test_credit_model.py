@@ -7,6 +7,7 @@ function sees are the ones an enclave would receive.
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 from collections.abc import Mapping
@@ -164,6 +165,7 @@ def test_output_holds_the_applicants_only(tables: dict[str, pa.Table], scored: p
     assert scored["score"].null_count == scored["band"].null_count == len(unscored) > 0
     assert set(m) == {
         "auc_holdout",
+        "roc_holdout",
         "train_rows",
         "holdout_rows",
         "applicants",
@@ -278,3 +280,12 @@ def test_auc_is_mann_whitney_with_ties_counted_half() -> None:
             len(pos) * len(neg)
         )
         assert _credit_auc(np.array(s), np.array(y)) == pytest.approx(brute, abs=1e-12)
+
+
+def test_the_holdout_roc_curve_is_monotone_and_its_area_matches_the_auc(scored: pa.Table) -> None:
+    m = metrics(scored)
+    roc = m["roc_holdout"]
+    assert roc[0] == [0.0, 0.0] and roc[-1] == [1.0, 1.0] and 10 <= len(roc) <= 23
+    assert all(a[0] <= b[0] and a[1] <= b[1] for a, b in itertools.pairwise(roc))
+    area = sum((b[0] - a[0]) * (a[1] + b[1]) / 2 for a, b in itertools.pairwise(roc))
+    assert abs(area - m["auc_holdout"]) < 0.03  # 20 quantile points approximate the exact AUC

@@ -167,13 +167,26 @@ class Browser:
         self.open(console_url + "#/signin")
         if self.all(self.sel("signout")):
             self.click("signout")
-        self.wait('input[type="file"]').send_keys(str(key))
-        self.click("signin")
+            deadline = time.monotonic() + self.timeout
+            while self.all(self.sel("whoami")) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        self.loaded("signin")
+        for attempt in range(3):  # the form may be drawn again once more while sign-out settles
+            try:
+                self.wait('input[type="file"]').send_keys(str(key))
+                self.click("signin")
+                break
+            except StaleElementReferenceException:
+                if attempt == 2:
+                    raise
+                time.sleep(0.2)
         self.loaded(page)
 
     def screenshot(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        height = self.driver.execute_script("return Math.max(document.body.scrollHeight, 900)")
+        height = self.driver.execute_script(
+            "return Math.max(document.documentElement.scrollHeight, document.body.scrollHeight, 900)"
+        )
         self.driver.set_window_size(1360, min(int(height) + 40, 4000))
         self.driver.execute_script("window.scrollTo(0, 0)")
         time.sleep(0.2)

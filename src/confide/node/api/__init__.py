@@ -9,13 +9,22 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from ...console import mount_console
 from ..context import NodeContext
 from ..mpc import MpcSessions
 from ..psi import PsiSessions
 from ..scheduler.service import EngineDriver, NodeScheduler, digest_only
 from ..tee.host import EnclaveSessions
 from ..tee.verify import TeeRefused
-from . import routes_data, routes_ledger, routes_mpc, routes_psi, routes_scheduler, routes_tee
+from . import (
+    routes_data,
+    routes_explorer,
+    routes_ledger,
+    routes_mpc,
+    routes_psi,
+    routes_scheduler,
+    routes_tee,
+)
 from .errors import install_error_handlers
 
 __all__ = ["create_node_app"]
@@ -52,12 +61,14 @@ def create_node_app(ctx: NodeContext) -> FastAPI:
         ],
     )
     install_error_handlers(app)
+    mount_console(app)
     app.include_router(routes_ledger.router)
     app.include_router(routes_data.router)
     app.include_router(routes_tee.router)
     app.include_router(routes_psi.router)
     app.include_router(routes_mpc.router)
     app.include_router(routes_scheduler.router)
+    app.include_router(routes_explorer.router)
     return app
 
 

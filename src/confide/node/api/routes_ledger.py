@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
 from ...ledger.audit import audit_trail
@@ -20,10 +21,28 @@ class TxIn(BaseModel):
     sig: str
 
 
+# The unauthenticated health check reports the state root; anyone may call it, often (peers' checks,
+# the scheduler), so it is computed once per head, not per call. /v1/status recomputes it.
+_HEALTH_ROOT: dict[int, tuple[str, str]] = {}
+
+
 @router.get("/health")
 def health(ctx: Ctx) -> dict[str, Any]:
-    """Unauthenticated liveness: height and whether the node follows the chain."""
-    return {"org": ctx.config.org, "height": ctx.replica.height, "orderer_error": ctx.follower.last_error}
+    """Unauthenticated liveness: height, head hash and state root (peers compare them), and whether
+    the node follows the chain."""
+    with ctx.lock:
+        height, head = ctx.replica.height, ctx.replica.head_hash
+        cached = _HEALTH_ROOT.get(id(ctx))
+        if cached is None or cached[0] != head:  # state changes only with the head: recompute then
+            cached = _HEALTH_ROOT[id(ctx)] = (head, ctx.replica.state_root())
+        root = cached[1]
+    return {
+        "org": ctx.config.org,
+        "height": height,
+        "head_hash": head,
+        "state_root": root,
+        "orderer_error": ctx.follower.last_error,
+    }
 
 
 @router.get("/status")
@@ -69,15 +88,18 @@ def relay(tx: TxIn, ctx: Ctx, me: Me) -> dict[str, Any]:
 
 
 @router.get("/query/{path:path}")
-def query(path: str, ctx: Ctx, me: Me, min_height: int = -1) -> Any:
+def query(path: str, request: Request, ctx: Ctx, me: Me, min_height: int = -1) -> Any:
     """Read the contract state as this node sees it (catalog, applications, tasks...).
 
-    ``min_height`` waits (up to 10 s) until this node has applied that block, so a
-    client that just committed elsewhere reads its own writes.
+    Query parameters other than ``min_height`` are the query's filters
+    (``/v1/query/applications?dataset=...&status=approved``). ``min_height`` waits (up to
+    10 s) until this node has applied that block, so a client that just committed
+    elsewhere reads its own writes.
     """
     if min_height > ctx.replica.height and not ctx.follower.wait_for(min_height, 10.0):
         raise ApiError(504, "BEHIND", f"this node has not reached height {min_height} yet; retry")
-    return ctx.query(path)
+    filters = [(k, v) for k, v in request.query_params.multi_items() if k != "min_height"]
+    return ctx.query(path + ("?" + urlencode(filters) if filters else ""))
 
 
 @router.get("/audit")
