@@ -154,3 +154,44 @@ def test_console_headers_and_the_api_behind_it(stage: Stage) -> None:
     refused = httpx.get(base + "/v1/query/catalog")
     assert refused.status_code == 401 and json.loads(refused.text)["error"]["code"] == "UNAUTHENTICATED"
     assert httpx.get(base + "/v1/health").json()["org"] == "bank"
+
+
+def test_every_form_rejects_bad_input_next_to_the_field_and_sends_nothing(stage: Stage) -> None:
+    analyst = stage.people["analyst"]
+    before = len(analyst.query(f"applications?applicant={analyst.identity.key_id}"))
+    tasks_before = len(analyst.query(f"tasks?requester={analyst.identity.key_id}"))
+    with chromium("en-US") as b:
+        b.sign_in(stage.console("bank"), stage.key("analyst"))
+        b.go("#/dataset/tax/collection/filings", "dataset")
+        b.click("apply-open")
+        form = b.by("apply-form")
+        b.fill("in-purpose", "a purpose", form)
+        form.find_element("css selector", 'input[name="engines"][value="tee"]').click()  # untick: none left
+        b.fill("in-max_uses", "0", form)
+        b.driver.execute_script("arguments[0].value = '2020-01-01'", b.by("in-expires_at"))
+        b.click("apply-submit")
+        errors = {n: b.by(f"err-{n}").text for n in ("columns", "engines", "max_uses", "expires_at")}
+        assert errors == {
+            "columns": "Pick at least one.",
+            "engines": "Pick at least one.",
+            "max_uses": "A whole number from 1 to 1,000,000.",
+            "expires_at": "The expiry date must be after today.",
+        }
+        assert b.all(b.sel("err-purpose"))[0].text == ""  # the good field is not flagged
+
+        b.go("#/tasks", "tasks")
+        b.choose("in-code-kind", "sql")
+        b.choose("in-schedule", "cron")
+        b.fill("in-cron", "every night")
+        for box in b.all('input[name="inputs"]'):
+            if box.is_selected():
+                box.click()
+        b.click("task-submit")
+        errors = {n: b.by(f"err-{n}").text for n in ("sql", "cron", "inputs")}
+        assert errors == {
+            "sql": "Write the SQL.",
+            "cron": "A cron expression has 5 fields, e.g. 0 2 * * *.",
+            "inputs": "Pick at least one.",
+        }
+    assert len(analyst.query(f"applications?applicant={analyst.identity.key_id}")) == before
+    assert len(analyst.query(f"tasks?requester={analyst.identity.key_id}")) == tasks_before

@@ -380,3 +380,18 @@ def test_a_slot_cancelled_before_it_is_due_or_while_queued_never_starts_a_run(wo
     assert set(ledger.runs) == {("t", t0 + 30 * MIN)}  # only the slot not cancelled ran
     # a slot whose run started can no longer be cancelled here (its run is cancelled on the ledger)
     assert store.cancel_slot("t", t0 + 30 * MIN, 5, clock.now_ms()) == "done"
+
+
+def test_a_file_clock_read_while_rewritten_keeps_its_last_time(tmp_path: Path) -> None:
+    from confide.node.scheduler.clock import FileClock
+
+    path = tmp_path / "clock"
+    clock = FileClock(path)
+    with pytest.raises(RuntimeError, match="no time in it"):
+        clock.now_ms()  # never read: fail clearly
+    path.write_text("1000")
+    assert clock.now_ms() == 1000
+    path.write_text("")  # a writer truncated it and has not written yet
+    assert clock.now_ms() == 1000
+    path.write_text("2000")
+    assert clock.now_ms() == 2000

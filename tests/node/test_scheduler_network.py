@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -85,7 +86,7 @@ def world(net: Network) -> Iterator[dict[str, Any]]:
     )
     hooks = Receiver()
     clock_file = net.root.parent / "bank-clock"
-    clock_file.write_text(str(int(time.time() * 1000)))
+    _set_clock(clock_file, int(time.time() * 1000))
     mp = pytest.MonkeyPatch()
     for org in ("bank", "power"):  # webhooks in node.json; the bank's scheduler on the test's clock
         cfg = json.loads((net.root / org / "node.json").read_text())
@@ -96,6 +97,13 @@ def world(net: Network) -> Iterator[dict[str, Any]]:
     net.sync()
     yield {"analyst": analyst, "owners": owners, "hooks": hooks, "clock": clock_file}
     hooks.server.shutdown()
+
+
+def _set_clock(path: Path, ms: int) -> None:
+    """Move the bank node's scheduler clock (written whole, then renamed: never read half-written)."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(str(ms))
+    tmp.replace(path)
 
 
 def _grant(w: dict[str, Any], dataset: str) -> str:
@@ -131,16 +139,16 @@ def test_a_grant_revoked_between_two_cron_runs_stops_the_second(net: Network, wo
     first = submitted - submitted % MINUTE + MINUTE
     slots = lambda: analyst.call("GET", f"/v1/scheduler/tasks/{task}/slots")["slots"]  # noqa: E731
 
-    clock.write_text(str(first + 1_000))  # the bank's scheduler: the first slot is due
+    _set_clock(clock, first + 1_000)  # the bank's scheduler: the first slot is due
     (one,) = _wait(lambda: [s for s in slots() if s["state"] in ("done", "failed")])
     assert one["slot"] == first and one["state"] == "done", one
     partner = world["owners"]["power"]
     sdk.revoke(partner.ledger, partner.identity, partner_grant, "contract ended")
     net.sync()
 
-    clock.write_text(str(first + MINUTE + 1_000))  # a minute later: the second slot
+    _set_clock(clock, first + MINUTE + 1_000)  # a minute later: the second slot
     _wait(lambda: len([s for s in slots() if s["state"] in ("done", "failed")]) == 2)
-    clock.write_text(str(first + MINUTE + 2_000))
+    _set_clock(clock, first + MINUTE + 2_000)
     one, two = slots()[:2]
     assert two["slot"] == first + MINUTE and two["state"] == "failed" and "REVOKED" in two["error"], two
     assert two["run"] is None

@@ -65,12 +65,16 @@ class FileClock:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._last: int | None = None
 
     def now_ms(self) -> int:
+        """The file's time; while it is being rewritten (empty or partial), the last time read."""
         try:
-            return int(self.path.read_text().strip())
+            self._last = int(self.path.read_text().strip())
         except (OSError, ValueError) as exc:
-            raise RuntimeError(f"{CLOCK_FILE_ENV}={self.path}: no time in it ({exc})") from None
+            if self._last is None:
+                raise RuntimeError(f"{CLOCK_FILE_ENV}={self.path}: no time in it ({exc})") from None
+        return self._last
 
     def wait(self, event: threading.Event, ms: int) -> bool:
         return event.wait(min(max(ms, 0), 50) / 1000)

@@ -186,14 +186,16 @@ class Scheduler:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
+            wait_ms = self.max_wait_ms
             try:
                 if self.before_tick is not None:
                     self.before_tick()
                 self.tick()
-            except Exception:  # a database hiccup: log it, try again on the next turn
+                wait_ms = self._wait_ms()
+            except Exception:  # a database or clock hiccup: log it, try again on the next turn
                 log.exception("scheduler tick failed")
             self._wake.clear()
-            self.clock.wait(self._wake, self._wait_ms())
+            self.clock.wait(self._wake, wait_ms)
 
     def start(self) -> None:
         self.queue.start()
