@@ -19,8 +19,9 @@ from pathlib import Path
 from ..interfaces.client import Client
 from ..scenarios.credit_demo import grant_datasets, start_credit_network
 from ..scenarios.localnet import LocalNetwork
+from ..scenarios.marketing_demo import MarketingDemo, start_marketing_with_stats
 
-__all__ = ["KEYS", "Stage", "start_stage"]
+__all__ = ["KEYS", "MarketingStage", "Stage", "start_marketing_stage", "start_stage"]
 
 # person -> (org, key file under <org>/keys/)
 KEYS = {
@@ -57,6 +58,28 @@ def start_stage(workdir: Path, *, enterprises: int = 600, say: object = print) -
         net.stop_all()
         raise
     return Stage(net, people)
+
+
+@dataclass
+class MarketingStage:
+    """The marketing scenario's network with its segment-statistics mpc run done and released."""
+
+    net: LocalNetwork
+    people: dict[str, Client]
+    run: str
+    task: str
+
+    def console(self, org: str) -> str:
+        return self.net.console_url(org)
+
+    def key(self, person: str) -> Path:
+        return self.net.root / "bank" / "keys" / "analyst.pem" if person == "analyst" else Path(person)
+
+
+def start_marketing_stage(workdir: Path, *, customers: int = 2000) -> MarketingStage:
+    out = MarketingDemo()
+    net, people, _, _, task = start_marketing_with_stats(workdir, lambda _: None, out, customers=customers)
+    return MarketingStage(net, people, out.stats_run, task)
 
 
 def main() -> None:

@@ -36,6 +36,7 @@ from ..engines.mpc.stats import StatsSpec, finalize
 from . import sdk
 from .client import Client
 from .runs import RunFailed, input_digests, node_step
+from .tee import recipient_public
 
 __all__ = [
     "MPC_CODE",
@@ -85,7 +86,12 @@ def submit_mpc_task(
     ``min_cell``: suppress (inside the MPC) every group, tier and cell with fewer aligned rows; the
     nodes enforce at least the inputs' ``min_group_size`` policies whatever the task asks."""
     inputs = [{"dataset": d, "grant": g, "columns": list(c)} for d, g, c in (mine, theirs)]
-    params: dict[str, Any] = {"psi_run": psi_run, "dealer": dealer}
+    # the requester's recipient key: the web console fetches the released shares encrypted to it
+    params: dict[str, Any] = {
+        "psi_run": psi_run,
+        "dealer": dealer,
+        "recipient": recipient_public(client.identity),
+    }
     if group_key is not None:
         params |= {"group_key": group_key, "n_groups": n_groups}
     if cross_key is not None:

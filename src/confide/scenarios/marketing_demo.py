@@ -43,7 +43,7 @@ from ..node.consortium import OrgEntry
 from .localnet import LocalNetwork, start_local_network
 from .marketing_data import MarketingData, pooled, write_marketing_data
 
-__all__ = ["MARKETING_ORGS", "MarketingDemo", "run_marketing_demo"]
+__all__ = ["MARKETING_ORGS", "MarketingDemo", "run_marketing_demo", "start_marketing_with_stats"]
 
 MARKETING_ORGS = (
     OrgEntry("bank", "Bank of Example (示例银行)", "91350100M000100Y43"),
@@ -168,14 +168,17 @@ def pooled_reference(data: MarketingData) -> tuple[float, float]:
     return full, own
 
 
-def run_marketing_demo(
+def start_marketing_with_stats(
     workdir: Path,
-    say: Callable[[str], None] = print,
+    say: Callable[[str], None],
+    out: MarketingDemo,
     *,
     customers: int = 10_000,
     canaries: bool = False,
-) -> MarketingDemo:
-    out = MarketingDemo()
+) -> tuple[LocalNetwork, dict[str, Client], MarketingData, dict[str, str], str]:
+    """The network running, data written and granted, the psi run and the segment-statistics mpc run
+    done and released by both owners (``out.psi_run``, ``out.overlap``, ``out.stats_run``).
+    Returns (network, people, data, grants, the statistics task id); the caller stops the network."""
     net = start_local_network(workdir, MARKETING_ORGS, chain_id="confide-marketing", say=say)
     try:
         people = _people(net, say)
@@ -216,6 +219,25 @@ def run_marketing_demo(
         stats_run = run_mpc_task(analyst, stats_task, say=say)
         out.stats_run = stats_run["run"]
         _release(net, people, out.stats_run, say)
+    except BaseException:
+        net.stop_all()
+        raise
+    return net, people, data, grants, stats_task
+
+
+def run_marketing_demo(
+    workdir: Path,
+    say: Callable[[str], None] = print,
+    *,
+    customers: int = 10_000,
+    canaries: bool = False,
+) -> MarketingDemo:
+    out = MarketingDemo()
+    net, people, data, grants, stats_task = start_marketing_with_stats(
+        workdir, say, out, customers=customers, canaries=canaries
+    )
+    try:
+        analyst = people["analyst"]
         clients = {"bank": analyst, "telecom": people["analyst@telecom"]}
         stats = fetch_mpc_result(clients, out.stats_run)
         out.segments = segment_table(stats, analyst.query(f"task/{stats_task}"))

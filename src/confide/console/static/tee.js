@@ -76,18 +76,24 @@ export async function runTee(api, task, say) {
   return { run, statement: st };
 }
 
-/** Fetch a released result and open it: Arrow IPC bytes, checked against the ledger's digest. */
+/** Fetch a released tee result and open it: Arrow IPC bytes, checked against the ledger's digest. */
 export async function fetchResult(api, session, runId) {
   const run = await api.query(`run/${runId}`);
   const { box } = await api.call("POST", `/v1/tee/releases/${runId}`, { body: { min_height: api.lastHeight } });
-  const bytes = unhex(box);
+  return openBox(session, box, run.task, run.output_digest);
+}
+
+/** Open a release box (engines.tee.wire.box_for_requester) addressed to `session`'s recipient key,
+ * bound to the task and the digest of its content; resolves to the content, digest checked. */
+export async function openBox(session, boxHex, taskId, digestHex) {
+  const bytes = unhex(boxHex);
   const headLen = RELEASE_MAGIC.length + 32;
   if (bytes.length < headLen + 16 || !RELEASE_MAGIC.every((b, i) => bytes[i] === b)) throw new Error("not a release box");
   const head = bytes.slice(0, headLen);
   const eph = await crypto.subtle.importKey("raw", head.slice(RELEASE_MAGIC.length), { name: "X25519" }, false, []);
   const shared = new Uint8Array(await crypto.subtle.deriveBits({ name: "X25519", public: eph }, session.recipientKey, 256));
-  const digest = unhex(run.output_digest);
-  const aad = enc.encode(canonical({ output_digest: run.output_digest, task_id: run.task }));
+  const digest = unhex(digestHex);
+  const aad = enc.encode(canonical({ output_digest: digestHex, task_id: taskId }));
   const info = concat(RELEASE_LABEL, unhex(session.recipientPublic), aad);
   const ikm = await crypto.subtle.importKey("raw", shared, "HKDF", false, ["deriveBits"]);
   const okm = new Uint8Array(await crypto.subtle.deriveBits({ name: "HKDF", hash: "SHA-256", salt: digest, info }, ikm, 44 * 8));
@@ -100,7 +106,7 @@ export async function fetchResult(api, session, runId) {
   } catch {
     throw new Error("the release box does not open with your key");
   }
-  if (hex(await sha256(data)) !== run.output_digest) throw new Error("the released output does not match the output digest on the ledger");
+  if (hex(await sha256(data)) !== digestHex) throw new Error("the released output does not match its digest on the ledger");
   return data;
 }
 

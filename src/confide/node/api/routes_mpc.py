@@ -63,6 +63,15 @@ def share(run: str, body: ShareIn, request: Request, ctx: Ctx, me: Me) -> dict[s
     return _sessions(request).share(run, me.key_id)
 
 
+@router.post("/results/{run}")
+def results(run: str, body: ShareIn, request: Request, ctx: Ctx, me: Me) -> dict[str, Any]:
+    """Every party's output share of your released run, each encrypted to your recipient key (the
+    task's ``params.recipient``): what the web console opens in your browser. This node collects the
+    other party's share with its own node key and cannot open either."""
+    wait_for_height(ctx, body.min_height)
+    return _sessions(request).results(run, me.key_id)
+
+
 @router.post("/sessions")
 def join(
     body: JoinIn, request: Request, ctx: Ctx, me: Principal = Depends(require_roles("node", own_org=False))

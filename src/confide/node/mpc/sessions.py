@@ -71,6 +71,7 @@ from ...engines.mpc.logreg import LrSpec, train_ss
 from ...engines.mpc.program import Inbound, Round
 from ...engines.mpc.stats import StatsSpec, joint_stats
 from ...engines.psi.registry import engine_of
+from ...engines.tee.wire import box_for_requester
 from ..context import NodeContext
 from ..enforcement import authorize_task_input
 from ..peers import error_text, peer_client
@@ -734,12 +735,33 @@ class MpcSessions:
         return {k: rec[k] for k in ("run", "role", "party", "status", "share_digest", "reason")}
 
     def share(self, run_id: str, caller_key_id: str) -> dict[str, Any]:
-        """This party's output share, for the task's requester, once every owner approved the release."""
+        """This party's output share, once every owner approved the release: in the clear to the task's
+        requester; to the node of the requester's org (collecting for a browser: ``results``) only
+        encrypted to the recipient key the task names (``params.recipient``), so that node cannot
+        open it (the same release box as a tee result, bound to the task and the share's digest)."""
         rec = self.ctx.local.mpc_run(run_id)
         run = self.ctx.query_or_none(f"run/{run_id}")
         task = None if run is None else self.ctx.query_or_none(f"task/{run['task']}")
-        if task is None or task["requester"] != caller_key_id or rec is None or rec["role"] != "party":
+        caller = self.ctx.member(caller_key_id) or {}
+        relay = (
+            task is not None
+            and "node" in caller.get("roles", ())
+            and caller.get("org") == task["requester_org"]
+        )
+        if (
+            task is None
+            or not (task["requester"] == caller_key_id or relay)
+            or rec is None
+            or rec["role"] != "party"
+        ):
             raise MpcRefused("UNKNOWN_RUN", "no share of an mpc run of yours on this node", 404)
+        recipient = task["params"].get("recipient")
+        if relay and not isinstance(recipient, str):
+            raise MpcRefused(
+                "NO_RECIPIENT",
+                "the task names no recipient key (params.recipient): fetch the shares yourself",
+                409,
+            )
         if rec["status"] != "done" or rec["share"] is None:
             raise MpcRefused("NO_SHARE", f"this node's side of the run is {rec['status']}", 409)
         rel = self.ctx.query_or_none(f"release/{run_id}")
@@ -758,15 +780,49 @@ class MpcSessions:
         out: dict[str, Any] = {}
         if rec["party"] == 0 and task["code_digest"] == MPC_LR_CODE_DIGEST:
             out["ids"] = self._scored_ids(run_id, task)
+        share = bytes(rec["share"])
+        if relay:
+            assert isinstance(recipient, str)
+            box = box_for_requester(
+                bytes.fromhex(recipient),
+                share,
+                task_id=task["id"],
+                output_digest=bytes.fromhex(rec["share_digest"]),
+            )
+            out["box"] = box.hex()
+        else:
+            out["share"] = share.hex()
         return out | {
             "run": run_id,
             "org": self.ctx.config.org,
             "party": rec["party"],
             "session": session_bytes(run_id, rec["session"]).hex(),
             "spec": rec["spec"],
-            "share": bytes(rec["share"]).hex(),
             "share_digest": rec["share_digest"],
         }
+
+    def results(self, run_id: str, requester: str) -> dict[str, Any]:
+        """For a browser: every party's share of the requester's released run, each encrypted to the
+        task's recipient key (this node's own and the other party's, fetched with this node's key)."""
+        run = self.ctx.query_or_none(f"run/{run_id}")
+        task = None if run is None else self.ctx.query_or_none(f"task/{run['task']}")
+        if task is None or task["requester"] != requester or task["engine"] != "mpc":
+            raise MpcRefused("UNKNOWN_RUN", "no mpc run of yours on this node's ledger", 404)
+        answers = []
+        for inp in task["inputs"]:
+            org = str(self.ctx.query(f"dataset/{inp['dataset']}")["org"])
+            if org == self.ctx.config.org:
+                answers.append(self.share(run_id, self.ctx.identity.key_id))
+                continue
+            body = canonical_bytes({"min_height": self.ctx.replica.height})
+            try:
+                resp = self._post(org, f"/v1/mpc/shares/{run_id}", body, "application/json")
+            except httpx.HTTPError as exc:
+                raise MpcRefused("PEER_UNREACHABLE", f"{org}'s node did not answer: {exc}", 502) from None
+            if resp.status_code != 200:
+                raise MpcRefused("PEER_REFUSED", f"{org}'s node refused its share: {error_text(resp)}", 409)
+            answers.append(resp.json())
+        return {"run": run_id, "task": task["id"], "output_digest": run["output_digest"], "parties": answers}
 
     def _check_lr_rows(self, plan: Plan) -> None:
         if plan.lr is None:

@@ -1,10 +1,11 @@
 // One run: its attestation, result statement and release. Owners see what the requester would get
 // and decide; the requester, once released, gets the result (decrypted here) with its charts.
 
-import { ApiError } from "../api.js";
-import { barChart, histogram, rocCurve } from "../charts.js";
+import { ApiError, canonical, hex, sha256 } from "../api.js";
+import { barChart, heatmap, histogram, rocCurve } from "../charts.js";
 import { fmtNumber, fmtTime, t } from "../i18n.js";
-import { decodeTable, fetchResult } from "../tee.js";
+import { segmentCells, statsFromShares } from "../mpc.js";
+import { decodeTable, fetchResult, openBox } from "../tee.js";
 import { badge, button, facts, h, notice, short, table } from "../ui.js";
 
 export async function render(ctx, id) {
@@ -49,7 +50,7 @@ export async function render(ctx, id) {
     );
     const myDatasets = release.required.filter((d) => d.split("/")[0] === ctx.me.org && !(d in release.decisions));
     if (release.status === "pending") for (const d of myDatasets) parts.push(await ownerPanel(ctx, run, d));
-    if (task.requester === ctx.me.keyId) parts.push(resultPanel(ctx, run, release));
+    if (task.requester === ctx.me.keyId) parts.push(resultPanel(ctx, run, release, task));
   }
   return h("section", {}, parts);
 }
@@ -108,24 +109,30 @@ async function ownerPanel(ctx, run, dataset) {
     { class: "card review", testid: "owner-review", "data-dataset": dataset },
     h("h2", {}, t("owner_review", { dataset })),
     h("p", {}, t("owner_review_help")),
-    facts([
-      [t("input_sent"), h("code", {}, sent ? sent.input_digest : "—")],
-      [t("input_received"), h("code", {}, received || "—")],
-      ["", h("strong", { class: same ? "good" : "bad", testid: "digests" }, same ? t("digests_match") : t("digests_differ"))],
-    ]),
+    run.statement
+      ? facts([
+          [t("input_sent"), h("code", {}, sent ? sent.input_digest : "—")],
+          [t("input_received"), h("code", {}, received || "—")],
+          ["", h("strong", { class: same ? "good" : "bad", testid: "digests" }, same ? t("digests_match") : t("digests_differ"))],
+        ])
+      : h("p", { class: "muted" }, t("mpc_review_help")),
     actions,
     note,
   );
 }
 
-function resultPanel(ctx, run, release) {
+function resultPanel(ctx, run, release, task) {
   const note = notice();
   const out = h("div", { testid: "result" });
   const get = button(t("get_result"), async () => {
     note.clear();
     try {
-      const data = decodeTable(await fetchResult(ctx.api, ctx.api.session, run.id));
-      out.replaceChildren(...renderResult(data));
+      if (task.engine === "mpc") {
+        out.replaceChildren(...renderSegments(await fetchMpcResult(ctx.api, run, task), task));
+      } else {
+        const data = decodeTable(await fetchResult(ctx.api, ctx.api.session, run.id));
+        out.replaceChildren(...renderResult(data));
+      }
     } catch (exc) {
       note.fail(exc);
     }
@@ -164,5 +171,52 @@ function renderResult({ columns, rows, metrics }) {
     h("h3", {}, t("first_rows", { n: first.length })),
     table(columns.map((c) => ({ label: c, cell: (r) => (r[c] === null || r[c] === undefined ? "" : String(r[c])) })), first, { testid: "result-table" }),
   );
+  return parts;
+}
+
+/** Both parties' released shares, each opened with the requester's key; their digests must be the
+ * commitment the run reported on the ledger (interfaces.mpc.fetch_mpc_result). */
+async function fetchMpcResult(api, run, task) {
+  const out = await api.call("POST", `/v1/mpc/results/${run.id}`, { body: { min_height: api.lastHeight } });
+  const digests = {};
+  const answers = [];
+  for (const a of out.parties) {
+    const share = await openBox(api.session, a.box, task.id, a.share_digest);
+    digests[a.org] = a.share_digest;
+    answers.push({ party: a.party, session: a.session, spec: a.spec, share });
+  }
+  const commitment = hex(await sha256(new TextEncoder().encode(canonical(digests))));
+  if (commitment !== run.output_digest) throw new Error("the shares do not match the commitment in the run's output digest");
+  const orgs = task.inputs.map((i) => i.dataset.split("/")[0]);
+  const named = statsFromShares(answers, task, orgs);
+  return { named, cells: task.params.cross_key ? segmentCells(named, task) : [] };
+}
+
+function renderSegments({ named, cells }, task) {
+  const p = task.params;
+  const parts = [facts([[t("applicants"), fmtNumber(named.count)]])];
+  if (cells.length) {
+    const gk = String(p.group_key).split(":").pop();
+    const ck = String(p.cross_key).split(":").pop();
+    const rows = Array.from({ length: Number(p.n_groups) }, (_, i) => `${gk} ${i}`);
+    const cols = Array.from({ length: Number(p.n_cross) }, (_, j) => `${ck} ${j}`);
+    const grid = (value) => rows.map((_, i) => cols.map((_, j) => value(cells.find((c) => c[gk] === i && c[ck] === j))));
+    const figures = [
+      h("figure", { testid: "segments-count" }, heatmap(rows, cols, grid((c) => (c && !c.suppressed ? c.count : null)), {
+        labels: { title: t("segments_count"), x: ck, y: gk },
+        format: (v) => fmtNumber(v),
+      })),
+    ];
+    const valueCols = Object.keys(cells.find((c) => !c.suppressed) || {}).filter((k) => ![gk, ck, "count", "suppressed"].includes(k));
+    for (const col of valueCols) {
+      figures.push(
+        h("figure", {}, heatmap(rows, cols, grid((c) => (c && !c.suppressed && c[col] && c[col].mean !== null ? c[col].mean : null)), {
+          labels: { title: t("segments_mean", { col }), x: ck, y: gk },
+          format: (v) => fmtNumber(Math.round(v * 10) / 10),
+        })),
+      );
+    }
+    parts.push(h("div", { class: "charts" }, figures), h("p", { class: "muted" }, t("segments_suppressed")));
+  }
   return parts;
 }
