@@ -13,6 +13,7 @@ import pytest
 
 from confide.console.browser import chromium
 from confide.console.stage import MarketingStage, start_marketing_stage
+from confide.console.walkthrough import marketing_walkthrough
 from confide.crypto import load_identity
 from confide.crypto.canonical import canonical_bytes
 from confide.crypto.httpsig import sign_request
@@ -74,3 +75,31 @@ def test_a_node_relays_shares_only_encrypted_to_the_requesters_key(stage: Market
     plain = stage.people["analyst@telecom"].call("POST", path, {"min_height": 0})
     assert "share" in plain and "box" not in plain
     assert bytes.fromhex(plain["share"]).hex() not in boxed["box"]
+
+
+@pytest.fixture(scope="module")
+def fresh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MarketingStage]:
+    s = start_marketing_stage(
+        tmp_path_factory.mktemp("console-mk") / "consortium", customers=2000, runs=False
+    )
+    yield s
+    s.net.stop_all()
+
+
+def test_the_marketing_scenario_created_run_and_released_in_the_browser(fresh: MarketingStage) -> None:
+    """psi task (both keep the intersection) -> mpc joint statistics aligned on it -> both owners
+    approve -> the segment heat map, all through the console; the SDK reads the same cells."""
+    with chromium("zh-CN") as b:
+        w = marketing_walkthrough(fresh, b)
+        errors = b.console_errors()
+    analyst = fresh.people["analyst"]
+    mpc_run = analyst.query(f"run/{w.mpc_run}")
+    task = analyst.query(f"task/{mpc_run['task']}")
+    assert task["params"]["psi_run"] == w.psi_run and task["params"]["dealer"] == "exchange"
+    assert analyst.query(f"release/{w.mpc_run}")["status"] == "released"
+    clients = {"bank": analyst, "telecom": fresh.people["analyst@telecom"]}
+    expected = segment_table(fetch_mpc_result(clients, w.mpc_run), task)
+    for cell in expected:
+        shown = w.cells[(cell["asset_tier"], cell["spend_tier"])].replace(",", "")
+        assert shown == ("—" if cell.get("suppressed") else str(cell["count"]))
+    assert [e for e in errors if " 403 " not in e] == []

@@ -4,7 +4,8 @@ Starts a credit-scenario network (``stage``), clicks the whole scenario through 
 headless Chromium (``walkthrough``) in Chinese and then in English, and saves
 ``<lang>-<page>.png`` for the catalog, a dataset page, the approvals inbox, the task form, a run,
 the owner's release review, the result with its charts, the provenance graph, the block explorer
-and the consortium page; then the marketing scenario's segment heat map (``<lang>-segments.png``).
+and the consortium page; then the marketing scenario clicked through (``marketing_walkthrough``): the
+mpc task form and the segment heat maps (``<lang>-mpc_task.png``, ``<lang>-segments.png``).
 Progress is printed; the networks are stopped at the end.
 """
 
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from .browser import chromium
 from .stage import start_marketing_stage, start_stage
-from .walkthrough import credit_walkthrough
+from .walkthrough import credit_walkthrough, marketing_walkthrough
 
 __all__ = ["main"]
 
@@ -45,20 +46,20 @@ def main(argv: list[str] | None = None) -> int:
                     credit_walkthrough(stage, b, shot)
         finally:
             stage.net.stop_all()
-        print("screenshots: the marketing scenario (psi, then mpc segment statistics, released)", flush=True)
-        market = start_marketing_stage(Path(tmp) / "marketing", customers=2000)
-        try:
-            for lang, tag in (("zh-CN", "zh"), ("en-US", "en")):
+        print("screenshots: the marketing scenario (psi and mpc tasks created in the console)", flush=True)
+        for lang, tag in (("zh-CN", "zh"), ("en-US", "en")):
+            market = start_marketing_stage(Path(tmp) / f"marketing-{tag}", customers=2000, runs=False)
+            try:
                 with chromium(lang) as b:
-                    b.sign_in(market.console("bank"), market.key("analyst"))
-                    b.go(f"#/run/{market.run}", "run")
-                    b.click("get-result")
-                    b.wait(b.sel("segments-count"), 60)
-                    path = args.out / f"{tag}-segments.png"
-                    b.screenshot(path)
-                    print(f"screenshots: {path} ({time.monotonic() - started:.0f} s)", flush=True)
-        finally:
-            market.net.stop_all()
+
+                    def mshot(name: str, tag: str = tag) -> None:
+                        path = args.out / f"{tag}-{name}.png"
+                        b.screenshot(path)
+                        print(f"screenshots: {path} ({time.monotonic() - started:.0f} s)", flush=True)
+
+                    marketing_walkthrough(market, b, mshot)
+            finally:
+                market.net.stop_all()
     print(f"screenshots: done in {time.monotonic() - started:.0f} s", flush=True)
     return 0
 

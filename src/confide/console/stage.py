@@ -19,7 +19,7 @@ from pathlib import Path
 from ..interfaces.client import Client
 from ..scenarios.credit_demo import grant_datasets, start_credit_network
 from ..scenarios.localnet import LocalNetwork
-from ..scenarios.marketing_demo import MarketingDemo, start_marketing_with_stats
+from ..scenarios.marketing_demo import MarketingDemo, start_marketing_network, start_marketing_with_stats
 
 __all__ = ["KEYS", "MarketingStage", "Stage", "start_marketing_stage", "start_stage"]
 
@@ -31,6 +31,11 @@ KEYS = {
     "tax-admin": ("tax", "admin.pem"),
     "power-owner": ("power", "service-owner.pem"),
     "power-admin": ("power", "admin.pem"),
+}
+MARKETING_KEYS = {
+    "analyst": ("bank", "analyst.pem"),
+    "bank-owner": ("bank", "retail-owner.pem"),
+    "telecom-owner": ("telecom", "mobile-owner.pem"),
 }
 PREGRANTED = ("power/service/consumption", "bank/credit/loans")
 
@@ -73,10 +78,16 @@ class MarketingStage:
         return self.net.console_url(org)
 
     def key(self, person: str) -> Path:
-        return self.net.root / "bank" / "keys" / "analyst.pem" if person == "analyst" else Path(person)
+        org, name = MARKETING_KEYS[person]
+        return self.net.root / org / "keys" / name
 
 
-def start_marketing_stage(workdir: Path, *, customers: int = 2000) -> MarketingStage:
+def start_marketing_stage(workdir: Path, *, customers: int = 2000, runs: bool = True) -> MarketingStage:
+    """With ``runs``: the psi and segment-statistics runs done (by the SDK) and released; without:
+    only the datasets granted, for the console to create and run the tasks."""
+    if not runs:
+        net, people, _, _ = start_marketing_network(workdir, lambda _: None, customers=customers)
+        return MarketingStage(net, people, "", "")
     out = MarketingDemo()
     net, people, _, _, task = start_marketing_with_stats(workdir, lambda _: None, out, customers=customers)
     return MarketingStage(net, people, out.stats_run, task)

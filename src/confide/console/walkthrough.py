@@ -15,10 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..scenarios.marketing_demo import CUSTOMERS as MK_CUSTOMERS
+from ..scenarios.marketing_demo import SUBSCRIBERS as MK_SUBSCRIBERS
 from .browser import Browser, ConsoleError
-from .stage import Stage
+from .stage import MarketingStage, Stage
 
-__all__ = ["Walk", "credit_walkthrough"]
+__all__ = ["MarketingWalk", "Walk", "credit_walkthrough", "marketing_walkthrough"]
 
 TAX = "tax/collection/filings"
 TAX_COLUMNS = ("credit_code", "year", "revenue_cny", "tax_paid_cny", "overdue_days")
@@ -144,3 +146,73 @@ def credit_walkthrough(stage: Stage, b: Browser, shot: Callable[[str], None] = l
 
 def summary(w: Walk) -> dict[str, Any]:
     return {"run": w.run, "charts": w.charts, "graph": w.graph_nodes, "refusal": w.refusal}
+
+
+@dataclass
+class MarketingWalk:
+    psi_run: str = ""
+    mpc_run: str = ""
+    cells: dict[tuple[int, int], str] = field(default_factory=dict)
+
+
+def marketing_walkthrough(
+    stage: MarketingStage, b: Browser, shot: Callable[[str], None] = lambda _: None
+) -> MarketingWalk:
+    """The marketing scenario in the console: the bank's analyst creates and runs a psi task (both
+    nodes keep the intersection), then an mpc joint-statistics task aligned on it (asset tier x spend
+    tier, the exchange as dealer); both owners approve the release; the analyst gets the segment
+    heat maps (both parties' shares opened and revealed in the browser)."""
+    w = MarketingWalk()
+    bank = stage.console("bank")
+    b.sign_in(bank, stage.key("analyst"))
+    b.go("#/tasks", "tasks")
+    b.choose("in-engine", "psi")
+    b.choose("in-output", "both")
+    b.click("task-submit")
+    b.expect_ok(b.by("task-form"))
+    b.loaded("task")
+    b.click("run-now")
+    b.expect_ok(timeout=180)
+    b.loaded("run")
+    w.psi_run = str(b.driver.execute_script("return location.hash.split('/').pop()"))
+
+    b.go("#/tasks", "tasks")
+    b.choose("in-engine", "mpc")
+    b.choose("in-psi_run", w.psi_run)
+    b.choose("in-dealer", "exchange")
+    form = b.by("task-form")
+    for dataset, cols in (
+        (MK_CUSTOMERS, ("asset_tier", "assets")),
+        (MK_SUBSCRIBERS, ("monthly_spend", "spend_tier")),
+    ):
+        grant = form.find_element(
+            "xpath", f".//div[contains(@class,'input-row')][.//label[contains(., '{dataset}')]]"
+        )
+        for col in cols:
+            grant.find_element("css selector", f'input[type="checkbox"][value="{col}"]').click()
+    b.choose("in-group_key", f"{MK_CUSTOMERS}:asset_tier")
+    b.choose("in-cross_key", f"{MK_SUBSCRIBERS}:spend_tier")
+    shot("mpc_task")
+    b.click("task-submit")
+    b.expect_ok(form)
+    b.loaded("task")
+    b.click("run-now")
+    b.expect_ok(timeout=180)
+    b.loaded("run")
+    w.mpc_run = str(b.driver.execute_script("return location.hash.split('/').pop()"))
+
+    for person, org in (("bank-owner", "bank"), ("telecom-owner", "telecom")):
+        b.sign_in(stage.console(org), stage.key(person))
+        b.go(f"#/run/{w.mpc_run}", "run")
+        review = b.by("owner-review")
+        b.click("release-approve", review)
+        b.expect_ok(review)
+
+    b.sign_in(bank, stage.key("analyst"))
+    b.go(f"#/run/{w.mpc_run}", "run")
+    b.click("get-result")
+    chart = b.wait(b.sel("segments-count") + " " + b.sel("chart-heatmap"), 60)
+    for c in chart.find_elements("css selector", "[data-row]"):
+        w.cells[(int(c.get_attribute("data-row") or -1), int(c.get_attribute("data-col") or -1))] = c.text
+    shot("segments")
+    return w

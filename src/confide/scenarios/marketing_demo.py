@@ -43,7 +43,13 @@ from ..node.consortium import OrgEntry
 from .localnet import LocalNetwork, start_local_network
 from .marketing_data import MarketingData, pooled, write_marketing_data
 
-__all__ = ["MARKETING_ORGS", "MarketingDemo", "run_marketing_demo", "start_marketing_with_stats"]
+__all__ = [
+    "MARKETING_ORGS",
+    "MarketingDemo",
+    "run_marketing_demo",
+    "start_marketing_network",
+    "start_marketing_with_stats",
+]
 
 MARKETING_ORGS = (
     OrgEntry("bank", "Bank of Example (示例银行)", "91350100M000100Y43"),
@@ -168,6 +174,26 @@ def pooled_reference(data: MarketingData) -> tuple[float, float]:
     return full, own
 
 
+def start_marketing_network(
+    workdir: Path, say: Callable[[str], None], *, customers: int = 10_000, canaries: bool = False
+) -> tuple[LocalNetwork, dict[str, Client], MarketingData, dict[str, str]]:
+    """The network running (bank, telecom, exchange), members (keys under each org's ``keys/``), the
+    data written, both datasets registered and granted to the bank's analyst for psi and mpc."""
+    net = start_local_network(workdir, MARKETING_ORGS, chain_id="confide-marketing", say=say)
+    try:
+        people = _people(net, say)
+        say(f"writing synthetic data for {customers} bank customers into each org's own data folder")
+        data = write_marketing_data(
+            {o: net.root / o / "data" for o in ("bank", "telecom")}, customers=customers, canaries=canaries
+        )
+        grants = _datasets_and_grants(people, say)
+        net.sync()
+    except BaseException:
+        net.stop_all()
+        raise
+    return net, people, data, grants
+
+
 def start_marketing_with_stats(
     workdir: Path,
     say: Callable[[str], None],
@@ -179,16 +205,9 @@ def start_marketing_with_stats(
     """The network running, data written and granted, the psi run and the segment-statistics mpc run
     done and released by both owners (``out.psi_run``, ``out.overlap``, ``out.stats_run``).
     Returns (network, people, data, grants, the statistics task id); the caller stops the network."""
-    net = start_local_network(workdir, MARKETING_ORGS, chain_id="confide-marketing", say=say)
+    net, people, data, grants = start_marketing_network(workdir, say, customers=customers, canaries=canaries)
     try:
-        people = _people(net, say)
-        say(f"writing synthetic data for {customers} bank customers into each org's own data folder")
-        data = write_marketing_data(
-            {o: net.root / o / "data" for o in ("bank", "telecom")}, customers=customers, canaries=canaries
-        )
-        grants = _datasets_and_grants(people, say)
         analyst = people["analyst"]
-        net.sync()
 
         say("[bank] analyst submits a psi task (ECDH-PSI, output both) on the phone numbers")
         psi_task = submit_psi_task(

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
+from ...engines.psi.registry import PSI_ENGINES
 from ...ledger.audit import audit_trail
 from ...ledger.tx import SignedTx, decode_tx
+from ..mpc.sessions import MPC_CODE, MPC_LR_CODE
 from .deps import Ctx, Me
 from .errors import ApiError
 
@@ -58,6 +61,20 @@ def status(ctx: Ctx, me: Me) -> dict[str, Any]:
         "head_hash": head,
         "state_root": root,
         "orderer_error": ctx.follower.last_error,
+    }
+
+
+@router.get("/engines")
+def engines(me: Me) -> dict[str, list[dict[str, str]]]:
+    """The psi and mpc programs a task can name, with the ``code_digest`` it puts on the ledger (tee
+    tasks carry their own code: ``GET /v1/tee/functions``)."""
+
+    def entry(name: str, code: str) -> dict[str, str]:
+        return {"name": name, "code": code, "code_digest": hashlib.sha256(code.encode()).hexdigest()}
+
+    return {
+        "psi": [entry(name, code) for name, code in PSI_ENGINES.items()],
+        "mpc": [entry("joint-stats", MPC_CODE), entry("ss-lr", MPC_LR_CODE)],
     }
 
 

@@ -3,6 +3,7 @@
 
 import { ApiError } from "../api.js";
 import { fmtTime, t } from "../i18n.js";
+import { runEngine } from "../runs.js";
 import { runTee } from "../tee.js";
 import { badge, button, facts, h, notice, short, table } from "../ui.js";
 import { scheduleText } from "./tasks.js";
@@ -15,19 +16,19 @@ export async function render(ctx, id) {
   const say = (step, detail) => {
     const text = t(`run_progress_${step}`, { detail: detail || "" });
     const last = log.lastElementChild;
-    if (step === "inputs" && last && last.dataset.step === "inputs") last.textContent = text;
+    if ((step === "inputs" || step === "engine") && last && last.dataset.step === step) last.textContent = text;
     else log.append(h("li", { "data-step": step }, text));
   };
   const mine = task.requester === ctx.me.keyId;
   const actions = [];
-  if (mine && task.status === "active" && task.engine === "tee" && (!task.schedule || task.schedule === "now")) {
+  if (mine && task.status === "active" && ["tee", "psi", "mpc"].includes(task.engine) && (!task.schedule || task.schedule === "now")) {
     actions.push(
       button(t("run_now"), async () => {
         log.replaceChildren();
         note.clear();
         try {
-          const out = await runTee(ctx.api, task, say);
-          note.ok(t("run_done"));
+          const out = task.engine === "tee" ? await runTee(ctx.api, task, say) : await runEngine(ctx.api, task, say);
+          note.ok(t(task.engine === "tee" ? "run_done" : "run_done_engine"));
           setTimeout(() => ctx.go(`#/run/${out.run}`), 800);
         } catch (exc) {
           note.fail(exc instanceof ApiError ? t("run_failed", { reason: `${exc.code}: ${exc.message}` }) : exc);
