@@ -194,7 +194,7 @@ async function fetchMpcResult(api, run, task) {
 
 function renderSegments({ named, cells }, task) {
   const p = task.params;
-  const parts = [facts([[t("applicants"), fmtNumber(named.count)]])];
+  const parts = [facts([[t("aligned_rows"), fmtNumber(named.count)]])];
   if (cells.length) {
     const gk = String(p.group_key).split(":").pop();
     const ck = String(p.cross_key).split(":").pop();
