@@ -15,13 +15,25 @@ import argparse
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from .browser import chromium
+from .browser import Browser, chromium
 from .stage import start_marketing_stage, start_stage
 from .walkthrough import credit_walkthrough, marketing_walkthrough
 
 __all__ = ["main"]
+
+
+def _shooter(b: Browser, out: Path, tag: str, started: float) -> Callable[[str], None]:
+    """What a walkthrough calls on each main page: save ``<tag>-<name>.png`` and say so."""
+
+    def shot(name: str) -> None:
+        path = out / f"{tag}-{name}.png"
+        b.screenshot(path)
+        print(f"screenshots: {path} ({time.monotonic() - started:.0f} s)", flush=True)
+
+    return shot
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,13 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for lang, tag in (("zh-CN", "zh"), ("en-US", "en")):
                 with chromium(lang) as b:
-
-                    def shot(name: str, tag: str = tag) -> None:
-                        path = args.out / f"{tag}-{name}.png"
-                        b.screenshot(path)
-                        print(f"screenshots: {path} ({time.monotonic() - started:.0f} s)", flush=True)
-
-                    credit_walkthrough(stage, b, shot)
+                    credit_walkthrough(stage, b, _shooter(b, args.out, tag, started))
         finally:
             stage.net.stop_all()
         print("screenshots: the marketing scenario (psi and mpc tasks created in the console)", flush=True)
@@ -51,13 +57,7 @@ def main(argv: list[str] | None = None) -> int:
             market = start_marketing_stage(Path(tmp) / f"marketing-{tag}", customers=2000, runs=False)
             try:
                 with chromium(lang) as b:
-
-                    def mshot(name: str, tag: str = tag) -> None:
-                        path = args.out / f"{tag}-{name}.png"
-                        b.screenshot(path)
-                        print(f"screenshots: {path} ({time.monotonic() - started:.0f} s)", flush=True)
-
-                    marketing_walkthrough(market, b, mshot)
+                    marketing_walkthrough(market, b, _shooter(b, args.out, tag, started))
             finally:
                 market.net.stop_all()
     print(f"screenshots: done in {time.monotonic() - started:.0f} s", flush=True)

@@ -783,12 +783,15 @@ class MpcSessions:
         share = bytes(rec["share"])
         if relay:
             assert isinstance(recipient, str)
-            box = box_for_requester(
-                bytes.fromhex(recipient),
-                share,
-                task_id=task["id"],
-                output_digest=bytes.fromhex(rec["share_digest"]),
-            )
+            try:
+                box = box_for_requester(
+                    bytes.fromhex(recipient),
+                    share,
+                    task_id=task["id"],
+                    output_digest=bytes.fromhex(rec["share_digest"]),
+                )
+            except ValueError:
+                raise MpcRefused("BAD_RECIPIENT", "params.recipient is not an X25519 key", 409) from None
             out["box"] = box.hex()
         else:
             out["share"] = share.hex()
