@@ -84,4 +84,20 @@ def scheduler(
     print(json.dumps(result, sort_keys=True))
 
 
+@bench_app.command("fl")
+@friendly
+def fl(
+    clients: int = typer.Option(10, min=3, help="Clients in the round."),
+    params: int = typer.Option(1_000_000, min=1, help="Model parameters per update."),
+    dropout: float = typer.Option(0.0, min=0.0, max=0.9, help="Share of clients that drop out."),
+    seed: int = typer.Option(1, help="Seed of the synthetic updates and dropouts."),
+) -> None:
+    """One secure-aggregation round (pairwise masks, Shamir-shared seeds, dropouts recovered) vs the
+    same round summed without masking, in this process."""
+    from ...engines.fl.bench import run_bench
+
+    result = run_bench(clients=clients, params=params, dropout=dropout, seed=seed)
+    print(json.dumps(result, sort_keys=True))
+
+
 bench_app.command("psi")(psi)

@@ -1,0 +1,52 @@
+"""FL engine: horizontal federated averaging with secure aggregation (Bonawitz et al. 2017).
+
+Engine core only (the node carries the messages later). Modules: ``fixedpoint`` (clipped fixed-point
+encoding into Z_2^64, exact sums), ``shamir`` (t-of-n sharing of 32-byte secrets over
+GF(2^256 + 297)), ``masks`` (HKDF + AES-128-CTR mask expansion, vectorized), ``wire`` (message
+format), ``secagg`` (``SecAggClient``/``SecAggServer``, four rounds, dropout-tolerant), ``bench``
+(``run_bench``: a secure round against the same round without masks).
+"""
+
+from .errors import (
+    DuplicateMessage,
+    FixedPointError,
+    FlError,
+    InconsistentShares,
+    MalformedMessage,
+    Misaddressed,
+    NotEnoughShares,
+    ProtocolViolation,
+    SecAggConfigError,
+    SecAggError,
+    SessionAborted,
+    ShamirError,
+    TooManyDropouts,
+    UnknownSender,
+    WrongRound,
+    WrongSession,
+)
+from .fixedpoint import FixedPoint
+from .secagg import SecAggClient, SecAggConfig, SecAggServer
+
+__all__ = [
+    "DuplicateMessage",
+    "FixedPoint",
+    "FixedPointError",
+    "FlError",
+    "InconsistentShares",
+    "MalformedMessage",
+    "Misaddressed",
+    "NotEnoughShares",
+    "ProtocolViolation",
+    "SecAggClient",
+    "SecAggConfig",
+    "SecAggConfigError",
+    "SecAggError",
+    "SecAggServer",
+    "SessionAborted",
+    "ShamirError",
+    "TooManyDropouts",
+    "UnknownSender",
+    "WrongRound",
+    "WrongSession",
+]
