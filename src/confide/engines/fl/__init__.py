@@ -3,15 +3,18 @@
 Engine core only (the node carries the messages later). Modules: ``fixedpoint`` (clipped fixed-point
 encoding into Z_2^64, exact sums), ``shamir`` (t-of-n sharing of 32-byte secrets over
 GF(2^256 + 297)), ``masks`` (HKDF + AES-128-CTR mask expansion, vectorized), ``wire`` (message
-format), ``secagg`` (``SecAggClient``/``SecAggServer``, four rounds, dropout-tolerant), ``bench``
-(``run_bench``: a secure round against the same round without masks).
+format), ``secagg`` (``SecAggClient``/``SecAggServer``, five rounds, dropout-tolerant; advertised keys
+and the survivor set signed with the clients' identities), ``bench`` (``run_bench``: a secure round
+against the same round without masks).
 """
 
 from .errors import (
+    BadSignature,
     DuplicateMessage,
     FixedPointError,
     FlError,
     InconsistentShares,
+    InconsistentSurvivors,
     MalformedMessage,
     Misaddressed,
     NotEnoughShares,
@@ -29,11 +32,13 @@ from .fixedpoint import FixedPoint
 from .secagg import SecAggClient, SecAggConfig, SecAggServer
 
 __all__ = [
+    "BadSignature",
     "DuplicateMessage",
     "FixedPoint",
     "FixedPointError",
     "FlError",
     "InconsistentShares",
+    "InconsistentSurvivors",
     "MalformedMessage",
     "Misaddressed",
     "NotEnoughShares",

@@ -63,6 +63,18 @@ class ProtocolViolation(SecAggError):
     would reveal both secrets of one client), a reconstructed key that does not match its public key."""
 
 
+class BadSignature(SecAggError):
+    """A signature that is missing or does not verify under the signer's identity key (the session
+    config's ``identity_keys``): an advertised key pair the client did not sign (a key substituted by
+    the server, a replay from another session), or a forged signature over the survivor set."""
+
+
+class InconsistentSurvivors(SecAggError):
+    """The consistency check failed: the unmasking request names a survivor set other than the one
+    this client signed, or does not carry ``t`` signatures of survivors over it — the server showed
+    different survivor sets to different clients, or has too few confirmations."""
+
+
 class TooManyDropouts(SecAggError):
     """Fewer than ``threshold`` clients are left: the round is aborted and no sum is produced."""
 

@@ -3,28 +3,34 @@
 Header (32 bytes, little-endian)::
 
     magic     4  b"CFSA"
-    version   1  1
+    version   1  2
     kind      1  what the message is (``Kind``); each kind belongs to one round and one direction
-    round     1  protocol round (0..3), must match the kind
+    round     1  protocol round (0..4), must match the kind
     reserved  1  0
     sender    2  client id (1..65535) or 0 for the server
     receiver  2  client id or 0 for the server
     session  16  session id
     body      4  body length in bytes
 
-Bodies (ids are 2-byte little-endian, lists strictly increasing by id, so a list never repeats an id)::
+Bodies (ids are 2-byte little-endian, lists strictly increasing by id, so a list never repeats an id;
+``sig`` is a signature under a client's identity key: length(1) then that many bytes, 0..255 — 64
+for Ed25519, at most 72 for SM2's DER; an empty one is parsed and refused by ``secagg`` as missing)::
 
-    ADVERTISE_KEYS    c_pk(32) s_pk(32)
-    KEY_LIST          count(2) then count x [id c_pk(32) s_pk(32)]
-    ENCRYPTED_SHARES  count(2) then count x [receiver id, sealed(106)]
-    FORWARDED_SHARES  count(2) then count x [sender id, sealed(106)]
-    MASKED_INPUT      params x uint64 little-endian
-    UNMASK_REQUEST    count(2) then count x [survivor id]
-    UNMASK_SHARES     count(2) then count x [id, what(1): 1 = self-mask seed b, 2 = mask key s_sk, share(37)]
+    ADVERTISE_KEYS       c_pk(32) s_pk(32) sig
+    KEY_LIST             count(2) then count x [id c_pk(32) s_pk(32) sig]
+    ENCRYPTED_SHARES     count(2) then count x [receiver id, sealed(106)]
+    FORWARDED_SHARES     count(2) then count x [sender id, sealed(106)]
+    MASKED_INPUT         params x uint64 little-endian
+    SURVIVORS            count(2) then count x [survivor id]                (U3, to be signed)
+    SURVIVORS_SIGNATURE  sig                                                (over U3)
+    UNMASK_REQUEST       count(2) then count x [survivor id]                (U3)
+                         then count(2) then count x [signer id, sig]        (t signatures over U3)
+    UNMASK_SHARES        count(2) then count x [id, what(1), share(37)]
+                         what: 1 = self-mask seed b, 2 = mask key s_sk
 
 ``unpack`` refuses anything else with :class:`MalformedMessage` naming the field (oversized,
 truncated, trailing bytes, bad magic/version/kind/round, unsorted or repeated ids); it checks no
-protocol state — the session/round/sender checks belong to ``secagg``.
+protocol state and no signature — the session/round/sender and signature checks belong to ``secagg``.
 """
 
 from __future__ import annotations
@@ -42,12 +48,13 @@ from .fixedpoint import Ring
 from .shamir import SHARE_BYTES
 
 MAGIC = b"CFSA"
-VERSION = 1
+VERSION = 2  # 2: signed keys and the survivor-set consistency round
 SESSION_BYTES = 16
 KEY_BYTES = 32
 SERVER = 0
 MAX_ID = 0xFFFF
 NONCE_BYTES = 12
+MAX_SIGNATURE_BYTES = 0xFF  # the length is one byte
 SHARE_PLAINTEXT_BYTES = 2 + 2 + 2 * SHARE_BYTES  # sender id, receiver id, share of s_sk, share of b
 SEALED_BYTES = NONCE_BYTES + SHARE_PLAINTEXT_BYTES + 16  # nonce, ciphertext, GCM tag
 _HEADER = struct.Struct("<4sBBBBHH16sI")
@@ -60,8 +67,10 @@ class Kind(IntEnum):
     ENCRYPTED_SHARES = 3
     FORWARDED_SHARES = 4
     MASKED_INPUT = 5
-    UNMASK_REQUEST = 6
-    UNMASK_SHARES = 7
+    SURVIVORS = 6
+    SURVIVORS_SIGNATURE = 7
+    UNMASK_REQUEST = 8
+    UNMASK_SHARES = 9
 
 
 ROUND_OF = {
@@ -70,10 +79,12 @@ ROUND_OF = {
     Kind.ENCRYPTED_SHARES: 1,
     Kind.FORWARDED_SHARES: 2,
     Kind.MASKED_INPUT: 2,
-    Kind.UNMASK_REQUEST: 3,
-    Kind.UNMASK_SHARES: 3,
+    Kind.SURVIVORS: 3,
+    Kind.SURVIVORS_SIGNATURE: 3,
+    Kind.UNMASK_REQUEST: 4,
+    Kind.UNMASK_SHARES: 4,
 }
-FROM_SERVER = frozenset({Kind.KEY_LIST, Kind.FORWARDED_SHARES, Kind.UNMASK_REQUEST})
+FROM_SERVER = frozenset({Kind.KEY_LIST, Kind.FORWARDED_SHARES, Kind.SURVIVORS, Kind.UNMASK_REQUEST})
 
 
 class ShareKind(IntEnum):
@@ -157,28 +168,68 @@ def _id(i: int) -> bytes:
     return i.to_bytes(2, "little")
 
 
-def pack_keys(c_pk: bytes, s_pk: bytes) -> bytes:
-    return c_pk + s_pk
+class _Reader:
+    """Sequential reads over a body with variable-length fields; any overrun is :class:`MalformedMessage`."""
+
+    __slots__ = ("body", "pos", "what")
+
+    def __init__(self, body: memoryview, what: str) -> None:
+        self.body, self.pos, self.what = body, 0, what
+
+    def take(self, n: int) -> memoryview:
+        if self.pos + n > len(self.body):
+            raise MalformedMessage(f"{self.what}: truncated ({len(self.body)} bytes)")
+        out = self.body[self.pos : self.pos + n]
+        self.pos += n
+        return out
+
+    def u16(self) -> int:
+        return int.from_bytes(self.take(2), "little")
+
+    def signature(self) -> bytes:
+        return bytes(self.take(self.take(1)[0]))
+
+    def end(self) -> None:
+        if self.pos != len(self.body):
+            raise MalformedMessage(f"{self.what}: {len(self.body) - self.pos} trailing bytes")
 
 
-def unpack_keys(body: memoryview) -> tuple[bytes, bytes]:
-    if len(body) != 2 * KEY_BYTES:
-        raise MalformedMessage(f"ADVERTISE_KEYS: body is {len(body)} bytes, expected {2 * KEY_BYTES}")
-    return bytes(body[:KEY_BYTES]), bytes(body[KEY_BYTES:])
+def pack_signature(signature: bytes) -> bytes:
+    if len(signature) > MAX_SIGNATURE_BYTES:
+        raise MalformedMessage(f"a signature is at most {MAX_SIGNATURE_BYTES} bytes")
+    return bytes([len(signature)]) + signature
 
 
-def pack_key_list(entries: Sequence[tuple[int, bytes, bytes]]) -> bytes:
-    return _id(len(entries)) + b"".join(_id(i) + c + s for i, c, s in entries)
+def unpack_signature(body: memoryview, what: str) -> bytes:
+    r = _Reader(body, what)
+    sig = r.signature()
+    r.end()
+    return sig
 
 
-def unpack_key_list(body: memoryview) -> list[tuple[int, bytes, bytes]]:
-    step = 2 + 2 * KEY_BYTES
-    count = _count(body, step, "KEY_LIST")
+def pack_keys(c_pk: bytes, s_pk: bytes, signature: bytes) -> bytes:
+    return c_pk + s_pk + pack_signature(signature)
+
+
+def unpack_keys(body: memoryview) -> tuple[bytes, bytes, bytes]:
+    r = _Reader(body, "ADVERTISE_KEYS")
+    c_pk, s_pk, sig = bytes(r.take(KEY_BYTES)), bytes(r.take(KEY_BYTES)), r.signature()
+    r.end()
+    return c_pk, s_pk, sig
+
+
+def pack_key_list(entries: Sequence[tuple[int, bytes, bytes, bytes]]) -> bytes:
+    return _id(len(entries)) + b"".join(_id(i) + c + s + pack_signature(sig) for i, c, s, sig in entries)
+
+
+def unpack_key_list(body: memoryview) -> list[tuple[int, bytes, bytes, bytes]]:
+    r = _Reader(body, "KEY_LIST")
     out = []
-    for k in range(count):
-        e = body[2 + k * step : 2 + (k + 1) * step]
-        out.append((int.from_bytes(e[:2], "little"), bytes(e[2 : 2 + KEY_BYTES]), bytes(e[2 + KEY_BYTES :])))
-    _ids_increasing([i for i, _, _ in out], "KEY_LIST")
+    for _ in range(r.u16()):
+        i = r.u16()
+        out.append((i, bytes(r.take(KEY_BYTES)), bytes(r.take(KEY_BYTES)), r.signature()))
+    r.end()
+    _ids_increasing([e[0] for e in out], "KEY_LIST")
     return out
 
 
@@ -221,6 +272,25 @@ def unpack_ids(body: memoryview, what: str) -> list[int]:
     ids = [int.from_bytes(body[2 + 2 * k : 4 + 2 * k], "little") for k in range(count)]
     _ids_increasing(ids, what)
     return ids
+
+
+def pack_unmask_request(survivors: Sequence[int], signatures: Sequence[tuple[int, bytes]]) -> bytes:
+    return (
+        pack_ids(survivors)
+        + _id(len(signatures))
+        + b"".join(_id(i) + pack_signature(s) for i, s in signatures)
+    )
+
+
+def unpack_unmask_request(body: memoryview) -> tuple[list[int], list[tuple[int, bytes]]]:
+    """The survivor set ``U3`` and the signatures over it, each list strictly increasing by id."""
+    r = _Reader(body, "UNMASK_REQUEST")
+    survivors = [r.u16() for _ in range(r.u16())]
+    signatures = [(r.u16(), r.signature()) for _ in range(r.u16())]
+    r.end()
+    _ids_increasing(survivors, "UNMASK_REQUEST survivors")
+    _ids_increasing([i for i, _ in signatures], "UNMASK_REQUEST signers")
+    return survivors, signatures
 
 
 def pack_unmask(entries: Sequence[tuple[int, ShareKind, bytes]]) -> bytes:
