@@ -5,7 +5,10 @@ encoding into Z_2^64, exact sums), ``shamir`` (t-of-n sharing of 32-byte secrets
 GF(2^256 + 297)), ``masks`` (HKDF + AES-128-CTR mask expansion, vectorized), ``wire`` (message
 format), ``secagg`` (``SecAggClient``/``SecAggServer``, five rounds, dropout-tolerant; advertised keys
 and the survivor set signed with the clients' identities), ``bench`` (``run_bench``: a secure round
-against the same round without masks).
+against the same round without masks), ``models`` (numpy logistic regression and a one-hidden-layer
+MLP, SGD with an optional FedProx term) and ``strategy`` (``FedAvg`` / ``FedProx`` and
+``federated_round``: weighted updates encoded in fixed point and summed in the ring, as SecAgg sums
+them).
 """
 
 from .errors import (
@@ -29,20 +32,28 @@ from .errors import (
     WrongSession,
 )
 from .fixedpoint import FixedPoint
+from .models import MLP, LogisticRegression, Model, auc, log_loss
 from .secagg import SecAggClient, SecAggConfig, SecAggServer
+from .strategy import FedAvg, FedProx, RoundInfo, Strategy, federated_round
 
 __all__ = [
+    "MLP",
     "BadSignature",
     "DuplicateMessage",
+    "FedAvg",
+    "FedProx",
     "FixedPoint",
     "FixedPointError",
     "FlError",
     "InconsistentShares",
     "InconsistentSurvivors",
+    "LogisticRegression",
     "MalformedMessage",
     "Misaddressed",
+    "Model",
     "NotEnoughShares",
     "ProtocolViolation",
+    "RoundInfo",
     "SecAggClient",
     "SecAggConfig",
     "SecAggConfigError",
@@ -50,8 +61,12 @@ __all__ = [
     "SecAggServer",
     "SessionAborted",
     "ShamirError",
+    "Strategy",
     "TooManyDropouts",
     "UnknownSender",
     "WrongRound",
     "WrongSession",
+    "auc",
+    "federated_round",
+    "log_loss",
 ]
