@@ -13,7 +13,7 @@ import argparse
 import contextlib
 import signal
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..interfaces.client import Client
@@ -42,14 +42,17 @@ PREGRANTED = ("power/service/consumption", "bank/credit/loans")
 
 @dataclass
 class Stage:
+    """A running scenario network: its people's clients and key files, each org's console."""
+
     net: LocalNetwork
     people: dict[str, Client]
+    keys: dict[str, tuple[str, str]] = field(default_factory=lambda: dict(KEYS))
 
     def console(self, org: str) -> str:
         return self.net.console_url(org)
 
     def key(self, person: str) -> Path:
-        org, name = KEYS[person]
+        org, name = self.keys[person]
         return self.net.root / org / "keys" / name
 
 
@@ -66,20 +69,12 @@ def start_stage(workdir: Path, *, enterprises: int = 600, say: object = print) -
 
 
 @dataclass
-class MarketingStage:
-    """The marketing scenario's network with its segment-statistics mpc run done and released."""
+class MarketingStage(Stage):
+    """The marketing scenario's network, with its segment-statistics mpc run (``run`` of ``task``)
+    done and released when started with ``runs``."""
 
-    net: LocalNetwork
-    people: dict[str, Client]
-    run: str
-    task: str
-
-    def console(self, org: str) -> str:
-        return self.net.console_url(org)
-
-    def key(self, person: str) -> Path:
-        org, name = MARKETING_KEYS[person]
-        return self.net.root / org / "keys" / name
+    run: str = ""
+    task: str = ""
 
 
 def start_marketing_stage(workdir: Path, *, customers: int = 2000, runs: bool = True) -> MarketingStage:
@@ -87,10 +82,10 @@ def start_marketing_stage(workdir: Path, *, customers: int = 2000, runs: bool = 
     only the datasets granted, for the console to create and run the tasks."""
     if not runs:
         net, people, _, _ = start_marketing_network(workdir, lambda _: None, customers=customers)
-        return MarketingStage(net, people, "", "")
+        return MarketingStage(net, people, dict(MARKETING_KEYS))
     out = MarketingDemo()
     net, people, _, _, task = start_marketing_with_stats(workdir, lambda _: None, out, customers=customers)
-    return MarketingStage(net, people, out.stats_run, task)
+    return MarketingStage(net, people, dict(MARKETING_KEYS), out.stats_run, task)
 
 
 def main() -> None:

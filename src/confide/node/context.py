@@ -80,6 +80,13 @@ class NodeContext:
         except LookupError:
             return None
 
+    def stopped_run(self, run_id: str) -> str | None:
+        """``cancelled`` or ``failed`` when that run ended so on this node's ledger view (every party
+        then stops its part and erases what it kept for the run); else None."""
+        run = self.query_or_none(f"run/{run_id}")
+        status = None if run is None else run["status"]
+        return status if status in ("cancelled", "failed") else None
+
     def member(self, key_id: str) -> dict[str, Any] | None:
         with self.lock:
             m = self.state.get(f"member/{key_id}")

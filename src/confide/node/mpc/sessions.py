@@ -855,17 +855,13 @@ class MpcSessions:
             live = list(self._sessions.values())
         stopped = 0
         for s in live:
-            run = self.ctx.query_or_none(f"run/{s.run}")
-            if run is not None and run["status"] in ("cancelled", "failed"):
+            if status := self.ctx.stopped_run(s.run):
                 for inbox in s.inboxes.values():
-                    inbox.fail(MpcAbortedError(f"the run was {run['status']} on the ledger"))
+                    inbox.fail(MpcAbortedError(f"the run was {status} on the ledger"))
                 stopped += 1
         for run_id in self.ctx.local.mpc_runs_holding_shares():
-            run = self.ctx.query_or_none(f"run/{run_id}")
-            if run is not None and run["status"] in ("cancelled", "failed"):
-                self.ctx.local.finish_mpc(
-                    run_id, run["status"], reason=f"the run was {run['status']}: share erased"
-                )
+            if status := self.ctx.stopped_run(run_id):
+                self.ctx.local.finish_mpc(run_id, status, reason=f"the run was {status}: share erased")
                 stopped += 1
         return stopped
 

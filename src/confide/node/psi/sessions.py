@@ -378,9 +378,8 @@ class PsiSessions:
             live = list(self._sessions.values())
         stopped = 0
         for s in live:
-            run = self.ctx.query_or_none(f"run/{s.run}")
-            if run is not None and run["status"] in ("cancelled", "failed"):
-                s.inbox.fail(PeerRefused(f"the run was {run['status']} on the ledger"))
+            if status := self.ctx.stopped_run(s.run):
+                s.inbox.fail(PeerRefused(f"the run was {status} on the ledger"))
                 stopped += 1
         return stopped
 

@@ -206,13 +206,13 @@ class EnclaveSessions:
             running = list(self._running.items())
         done = 0
         for run_id, session in running:
-            if self._ended(run_id):
+            if self.ctx.stopped_run(run_id):
                 session.host.abort()
                 done += 1
         if self.ctx.config.tee_dir is None or not self.sealed_dir.is_dir():
             return done
         for path in self.sealed_dir.glob("*.sealed"):
-            if self._ended(path.stem):
+            if self.ctx.stopped_run(path.stem):
                 for f in (path, path.with_suffix(".json")):
                     f.unlink(missing_ok=True)
                 log.info("run %s ended on the ledger: its sealed output erased", path.stem[:16])
@@ -220,13 +220,9 @@ class EnclaveSessions:
         return done
 
     def _refused(self, run_id: str, exc: EnclaveError) -> TeeRefused:
-        if self._ended(run_id):
+        if self.ctx.stopped_run(run_id):
             return TeeRefused("RUN_ENDED", "the run was cancelled on the ledger; nothing was kept", 409)
         return _enclave_refused(exc)
-
-    def _ended(self, run_id: str) -> bool:
-        run = self.ctx.query_or_none(f"run/{run_id}")
-        return run is not None and run["status"] in ("cancelled", "failed")
 
     def discard(self, session_id: str, requester: str) -> None:
         """End a session that will not run (e.g. its run.start was refused): the enclave exits now."""
@@ -271,7 +267,7 @@ class EnclaveSessions:
             result = session.host.run(min_group_size=need)
         except EnclaveError as exc:
             raise self._refused(run_id, exc) from None
-        if self._ended(run_id):  # cancelled while the enclave ran: keep nothing
+        if self.ctx.stopped_run(run_id):  # cancelled while the enclave ran: keep nothing
             raise self._refused(run_id, EnclaveError("exited"))
         self._keep(run_id, result)
         log.info("run %s: sealed output %s", run_id[:16], result.output_digest.hex()[:16])
