@@ -113,6 +113,23 @@ mpc_runs = Table(
     Column("at", BigInteger, nullable=False),
 )
 
+# Every FL run this node took part in, as its coordinator or as a participant: one row per run, claimed
+# before the first round (a run never starts twice on a node). ``progress``: the rounds done so far;
+# ``model``: the coordinator's final model (spec, standardization, parameters), which leaves the node
+# only once the ledger shows its release approved by every participant.
+fl_runs = Table(
+    "node_fl_runs",
+    _meta,
+    Column("run", String(64), primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("progress", JSON, nullable=False),
+    Column("model", JSON, nullable=True),
+    Column("model_digest", String(64), nullable=True),
+    Column("reason", String(500), nullable=False),
+    Column("at", BigInteger, nullable=False),
+)
+
 
 class LocalDB:
     def __init__(self, url: str) -> None:
@@ -255,6 +272,30 @@ class LocalDB:
         where = mpc_runs.c.run == run if session is None else mpc_runs.c.session == session
         with self.engine.connect() as conn:
             r = conn.execute(select(mpc_runs).where(where)).first()
+        return None if r is None else dict(r._mapping)
+
+    def claim_fl(self, run: str, role: str) -> bool:
+        """Record that this node takes part in an FL run; ``False`` if it did before."""
+        row = {"run": run, "role": role, "status": "running", "progress": {}, "reason": ""}
+        with self._lock, self.engine.begin() as conn:
+            try:
+                with conn.begin_nested():
+                    conn.execute(insert(fl_runs).values(**row, at=int(time.time() * 1000)))
+            except IntegrityError:
+                return False
+        return True
+
+    def update_fl(self, run: str, **values: Any) -> None:
+        if "reason" in values:
+            values["reason"] = str(values["reason"])[:500]
+        with self._lock, self.engine.begin() as conn:
+            conn.execute(
+                fl_runs.update().where(fl_runs.c.run == run).values(**values, at=int(time.time() * 1000))
+            )
+
+    def fl_run(self, run: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            r = conn.execute(select(fl_runs).where(fl_runs.c.run == run)).first()
         return None if r is None else dict(r._mapping)
 
     def check_and_add(self, nonce: str, now: int, window_s: int = 300) -> bool:

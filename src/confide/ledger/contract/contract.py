@@ -20,7 +20,7 @@ from ...crypto import InvalidSignature, PublicKey
 from ..codes import Code, Reject, Result
 from ..genesis import Genesis
 from ..tx import TX_DOMAIN, SignedTx, Tx, decode_tx
-from . import catalog, grants, members, tasks, usage
+from . import catalog, fl, grants, members, tasks, usage
 from . import models as m
 from .ctx import BlockInfo, Ctx
 from .queries import run_query
@@ -50,6 +50,8 @@ def _handlers(contract: Contract) -> dict[str, tuple[type[BaseModel], Handler]]:
         "run.finish": (m.RunFinish, tasks.run_finish),
         "release.decide": (m.ReleaseDecide, tasks.release_decide),
         "usage.record": (m.UsageRecord, usage.usage_record),
+        "fl.round": (m.FlRound, fl.fl_round),
+        "fl.final": (m.FlFinal, fl.fl_final),
     }
 
 
@@ -71,6 +73,8 @@ TX_TYPES: tuple[str, ...] = (
     "run.finish",
     "release.decide",
     "usage.record",
+    "fl.round",
+    "fl.final",
 )
 
 

@@ -26,6 +26,8 @@ __all__ = [
     "DatasetRegister",
     "DatasetUpdate",
     "DatasetVersion",
+    "FlFinal",
+    "FlRound",
     "MemberAdd",
     "MemberRemove",
     "ReleaseDecide",
@@ -263,6 +265,37 @@ class RunFinish(_P):
         if self.statement is not None and self.status != "succeeded":
             raise ValueError("statement: only a succeeded run carries a result statement")
         return self
+
+
+MetricValue = Annotated[str, Field(pattern=r"^-?[0-9]+(\.[0-9]+)?$|^inf$", max_length=40)] | int
+OrgList = list[Ident]
+
+
+class FlRound(_P):
+    """One completed federated round, recorded by the coordinator (a node of the requester's org).
+
+    Round 0 is the set-up (feature statistics by secure aggregation, the initial model); rounds
+    1..``params.rounds`` are training rounds. ``participants``: the orgs whose masked update is in the
+    round's sum (the secure-aggregation survivors); ``dropped``: the other input orgs.
+    """
+
+    run: Hex64
+    round: Annotated[int, Field(ge=0, le=10_000)]
+    participants: OrgList = Field(min_length=2, max_length=16)
+    dropped: OrgList = Field(default_factory=list, max_length=16)
+    model_digest: Hex64
+
+
+class FlFinal(_P):
+    """The final model of an fl run and its validation metrics (aggregated securely over the
+    participants' holdout rows), recorded by the coordinator; what the owners see before release."""
+
+    run: Hex64
+    model_digest: Hex64
+    participants: OrgList = Field(min_length=2, max_length=16)
+    metrics: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,47}$")], MetricValue] = Field(
+        min_length=1, max_length=32
+    )
 
 
 class UsageRecord(_P):

@@ -9,6 +9,8 @@
 * ``release.decide``: each input dataset's owner (unit owner or org admin)
   approves or rejects; the release is ``released`` only when all approved.
 
+``fl`` tasks and their round records: see ``fl``.
+
 ``tee`` runs fail closed: ``run.start`` must carry the enclave's attestation (quote,
 channel and result keys, block hash), a succeeded ``run.finish`` the enclave's
 result statement bound to it (task, quote digest, output digest, one input digest
@@ -27,6 +29,7 @@ from typing import Any
 from ..codes import Code, Reject
 from .catalog import can_manage
 from .ctx import Ctx
+from .fl import check_fl_task
 from .grants import check_grant_use, consume_use
 from .models import ReleaseDecide, RunFinish, RunStart, TaskCancel, TaskSubmit
 from .schedule import MINUTE_MS, Schedule, is_slot
@@ -50,6 +53,8 @@ def task_submit(ctx: Ctx, p: TaskSubmit) -> None:
     for i in p.inputs:
         ctx.dataset(i.dataset)
         check_grant_use(ctx, i.grant, dataset=i.dataset, engine=p.engine, columns=i.columns)
+    if p.engine == "fl":
+        check_fl_task(ctx, p)
     ctx.state.put(
         f"task/{ctx.tx.tx_id}",
         {
@@ -242,6 +247,13 @@ def run_finish(ctx: Ctx, p: RunFinish) -> None:
         raise Reject(Code.INVALID_STATE, f"run is {run['status']}")
     if p.status == "succeeded" and task["engine"] == "tee":
         _check_statement(ctx, task, run, p)
+    elif p.status == "succeeded" and task["engine"] == "fl":
+        final = run.get("fl_final")
+        if final is None or final["model_digest"] != p.output_digest:
+            raise Reject(
+                Code.INVALID_STATE,
+                "output_digest: an fl run succeeds with the final model its coordinator recorded (fl.final)",
+            )
     elif p.statement is not None:
         raise Reject(Code.MALFORMED, "statement: only a succeeded tee run carries one")
     run.update(status=p.status, output_digest=p.output_digest, reason=p.reason)
@@ -260,6 +272,7 @@ def run_finish(ctx: Ctx, p: RunFinish) -> None:
                 "decisions": {},
                 "output_digest": p.output_digest,
                 "status": "pending",
+                **({"metrics": run["fl_final"]["metrics"]} if "fl_final" in run else {}),
             },
         )
     ctx.emit("run.finished", run=p.run, status=p.status)

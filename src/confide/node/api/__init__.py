@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from ...console import mount_console
 from ..context import NodeContext
+from ..fl import FlSessions
 from ..mpc import MpcSessions
 from ..psi import PsiSessions
 from ..scheduler.service import EngineDriver, NodeScheduler, digest_only
@@ -19,6 +20,7 @@ from ..tee.verify import TeeRefused
 from . import (
     routes_data,
     routes_explorer,
+    routes_fl,
     routes_ledger,
     routes_mpc,
     routes_psi,
@@ -40,6 +42,7 @@ def create_node_app(ctx: NodeContext) -> FastAPI:
         app.state.tee_sessions.close()
         app.state.psi_sessions.close()
         app.state.mpc_sessions.close()
+        app.state.fl_sessions.close()
         ctx.close()
 
     app = FastAPI(title=f"Confide node ({ctx.config.org})", version="1", lifespan=lifespan)
@@ -47,6 +50,7 @@ def create_node_app(ctx: NodeContext) -> FastAPI:
     app.state.tee_sessions = EnclaveSessions(ctx)
     app.state.psi_sessions = PsiSessions(ctx)
     app.state.mpc_sessions = MpcSessions(ctx)
+    app.state.fl_sessions = FlSessions(ctx)
     app.state.scheduler = NodeScheduler(  # scheduled tasks of this org: the node drives their runs
         ctx,
         {
@@ -58,6 +62,7 @@ def create_node_app(ctx: NodeContext) -> FastAPI:
             app.state.psi_sessions.reap_cancelled,
             app.state.mpc_sessions.reap_cancelled,
             app.state.tee_sessions.reap_cancelled,
+            app.state.fl_sessions.reap_finished,
         ],
     )
     install_error_handlers(app)
@@ -67,6 +72,7 @@ def create_node_app(ctx: NodeContext) -> FastAPI:
     app.include_router(routes_tee.router)
     app.include_router(routes_psi.router)
     app.include_router(routes_mpc.router)
+    app.include_router(routes_fl.router)
     app.include_router(routes_scheduler.router)
     app.include_router(routes_explorer.router)
     return app
