@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -300,7 +301,9 @@ class Participant:
         )
         if dp is not None:  # unweighted, clipped and noised: one participant moves the sum by <= C
             delta = update / rows if rows else update
-            noised, _ = privatize(delta, dp, rng)
+            # the noise comes from the OS, never from the task's seed: the coordinator must not be able
+            # to regenerate (and subtract) it
+            noised, _ = privatize(delta, dp, np.random.default_rng(secrets.randbits(128)))
             return encode_update(noised, 1.0, TRAIN_CODEC)[0]
         weight = rows / std.total_rows
         delta = update / rows if rows else update
