@@ -26,7 +26,7 @@ from .runs import RunFailed, input_digests, node_step
 
 __all__ = ["FlModel", "FlModelInvalid", "FlRunFailed", "fetch_fl_model", "run_fl_task", "submit_fl_task"]
 
-POLL_S = 1.0
+POLL_S = 0.5
 
 
 class FlRunFailed(RunFailed):
@@ -80,7 +80,9 @@ def submit_fl_task(
             "dp_delta_exp": dp_delta_exp,
         }
     task_inputs = [{"dataset": d, "grant": g, "columns": list(c)} for d, g, c in inputs]
-    r = sdk.submit_task(client.ledger, client.identity, engine="fl", inputs=task_inputs, code=FL_CODE, params=params)
+    r = sdk.submit_task(
+        client.ledger, client.identity, engine="fl", inputs=task_inputs, code=FL_CODE, params=params
+    )
     return r.tx_id
 
 
@@ -90,7 +92,9 @@ def _progress_line(status: dict[str, Any]) -> str | None:
         return None
     last = done[-1]
     total = (status.get("progress") or {}).get("rounds", "?")
-    what = "set-up" if last["phase"] == "setup" else f"{last['phase']} round {last['round']}/{total}"
+    what = {"setup": "set-up (feature statistics)", "eval": "validation metrics"}.get(
+        last["phase"], f"train round {last['round']}/{total}"
+    )
     dropped = f", dropped {', '.join(last['dropped'])}" if last["dropped"] else ""
     return f"[coordinator] {what}: {len(last['participants'])} participants{dropped}"
 
@@ -119,7 +123,9 @@ def run_fl_task(
         time.sleep(POLL_S)
     if status.get("status") != "done":
         reason = str(status.get("reason") or "the coordinator did not finish in time")[:2000]
-        sdk.finish_run(client.ledger, client.identity, run_id, output_digest=None, status="failed", reason=reason)
+        sdk.finish_run(
+            client.ledger, client.identity, run_id, output_digest=None, status="failed", reason=reason
+        )
         raise FlRunFailed(run_id, "FL_FAILED", reason)
     digest = str(status["model_digest"])
     f = sdk.finish_run(client.ledger, client.identity, run_id, output_digest=digest)
@@ -156,4 +162,3 @@ def fetch_fl_model(client: Client, run: str) -> FlModel:
     if digest != run_rec["output_digest"]:
         raise FlModelInvalid("the model does not match the digest on the ledger")
     return FlModel(spec, std, params, digest)
-

@@ -87,7 +87,9 @@ class StepRequest:
     body: bytes
     clients: dict[str, int] = field(default_factory=dict)  # step 0: org -> client id
     nodes: dict[str, str] = field(default_factory=dict)  # step 0: org -> node key id (signs its keys)
-    model_height: int = -1  # step 0 (train, eval): the ledger height of the model's digest
+    model_height: int = (
+        -1
+    )  # step 0: the height to reach first (the run's start, then the last round's record)
     mean: list[float] | None = None
     scale: list[float] | None = None
     total_rows: int = 0
@@ -243,6 +245,7 @@ class Coordinator:
         transport: Transport,
         record: Recorder,
         *,
+        start_height: int = -1,
         eligible: Callable[[str], str | None] = lambda _: None,
         say: Callable[[str], None] = lambda _: None,
         progress: Callable[[dict[str, Any]], None] = lambda _: None,
@@ -253,6 +256,7 @@ class Coordinator:
         self.keys = {self.ids[o]: k for o, k in identity_keys.items()}
         self.transport, self.record, self.eligible = transport, record, eligible
         self.say, self.progress = say, progress
+        self.start_height = start_height  # participants catch up to it first (they must see the run)
         self.rounds: list[RoundRecord] = []
 
     def _config(self, phase: str, rnd: int, length: int) -> SecAggConfig:
@@ -354,7 +358,7 @@ class Coordinator:
     def train(self) -> FlOutcome:
         spec, d = self.spec, len(self.spec.features)
         self.say(f"set-up: feature statistics over {len(self.ids)} participants (secure sum)")
-        stats, orgs = self.secure_sum("setup", 0, b"", None, -1)
+        stats, orgs = self.secure_sum("setup", 0, b"", None, self.start_height)
         std = standardization_from(STATS_CODEC.decode(stats), d)
         params = initial_params(spec)
         digest = model_digest(spec, std, params)

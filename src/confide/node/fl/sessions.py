@@ -68,6 +68,11 @@ MAX_STEP_BYTES = 64 << 20
 log = logging.getLogger("confide.node.fl")
 
 
+def _say(run_id: str, line: str) -> None:
+    level = logging.WARNING if any(w in line for w in ("dropped", "refused", "left out")) else logging.INFO
+    log.log(level, "fl run %s: %s", run_id[:16], line)
+
+
 class FlRefused(Refused):
     """An FL step refused or failed; ``code`` for machines, the message for people (never data)."""
 
@@ -173,8 +178,9 @@ class FlSessions:
             fl_threshold(task),
             _HttpTransport(self),
             lambda rnd, parts, dropped, digest: self._record_round(run_id, rnd, parts, dropped, digest),
+            start_height=self.ctx.replica.height,
             eligible=lambda org: self._grant_live(task, org, orgs),
-            say=lambda s: log.info("fl run %s: %s", run_id[:16], s),
+            say=lambda s: _say(run_id, s),
             progress=lambda p: self._progress(run_id, p),
         )
         job = threading.Thread(
@@ -282,6 +288,7 @@ class FlSessions:
     def step(self, caller_key_id: str, body: bytes) -> bytes:
         try:
             req = unpack_step(body, MAX_STEP_BYTES)
+            self._catch_up(req.model_height)  # the coordinator's view: the run, the last round's model
             run, task, spec, orgs = self._plan(req.run)
             caller = self.ctx.member(caller_key_id)
             if caller is None or "node" not in caller["roles"] or caller["org"] != task["requester_org"]:
@@ -310,7 +317,7 @@ class FlSessions:
         if req.nodes != {o: self._node_key(o) for o in orgs}:
             raise FlRefused("BAD_SESSION", "a client key is not its org's node key on the ledger", 409)
         if req.phase != "setup":
-            self._check_model(req, run, spec)
+            self._check_model(req, spec)
         client = self._client(req.run, run, task, spec, orgs, idx)
         keys = {i: self.ctx.public_key(req.nodes[o]) for o, i in req.clients.items()}
         if any(k is None for k in keys.values()):
@@ -325,11 +332,11 @@ class FlSessions:
         rng = np.random.default_rng([spec.seed, idx, req.round])
         return client.begin(req, config, idx + 1, rng)
 
-    def _check_model(self, req: StepRequest, run: dict[str, Any], spec: FlSpec) -> None:
-        if req.model_height > self.ctx.replica.height and not self.ctx.follower.wait_for(
-            req.model_height, 15.0
-        ):
-            raise FlRefused("BEHIND", f"this node has not reached height {req.model_height} yet", 504)
+    def _catch_up(self, height: int) -> None:
+        if height > self.ctx.replica.height and not self.ctx.follower.wait_for(height, 15.0):
+            raise FlRefused("BEHIND", f"this node has not reached height {height} yet", 504)
+
+    def _check_model(self, req: StepRequest, spec: FlSpec) -> None:
         rounds = (self.ctx.query(f"run/{req.run}").get("fl_rounds")) or []
         want = req.round if req.phase == "train" else spec.rounds + 1
         if len(rounds) != want:
