@@ -206,19 +206,28 @@ def _config_for(transport: MemoryTransport, req: StepRequest) -> SecAggConfig:
     )
 
 
-def test_no_raw_row_or_single_update_crosses_the_wire() -> None:
+def test_no_raw_row_or_single_update_crosses_the_wire(monkeypatch: pytest.MonkeyPatch) -> None:
     spec, data, transport, records = _setup(rounds=2)
+    vectors: list[bytes] = []  # every participant's plain (encoded, unmasked) vector of every round
+    for name in ("stats_vector", "train_vector", "eval_vector"):
+        real = getattr(Participant, name)
+
+        def spy(self: Participant, *a: Any, _real: Any = real) -> Any:
+            v = _real(self, *a)
+            vectors.append(v.tobytes())
+            return v
+
+        monkeypatch.setattr(Participant, name, spy)
     _coordinator(spec, transport, records).train()
     blob = b"".join(transport.wire)
+    assert len(vectors) == 4 * 4  # set-up, two rounds, eval; four participants
+    for v in vectors:
+        assert v not in blob
+        for at in (0, len(v) // 2, len(v) - 64):  # nor any 64-byte stretch of it
+            assert v[at : at + 64] not in blob
     for table in data.values():
-        row = table[7]
-        assert np.ascontiguousarray(row, dtype="<f8").tobytes() not in blob
-        assert np.ascontiguousarray(row[:3], dtype="<f8").tobytes() not in blob
-    # a participant's own round-1 vector (encoded, unmasked) never appears
-    client = transport.clients["city-b"]
-    fresh = Participant(spec, data["city-b"], COLUMNS)
-    assert client.data.rows == fresh.rows
-    assert fresh.stats_vector().tobytes() not in blob
+        for row in table[:50]:
+            assert np.ascontiguousarray(row[:3], dtype="<f8").tobytes() not in blob
 
 
 def test_differential_privacy_reports_its_budget_and_still_learns() -> None:
