@@ -11,13 +11,18 @@ SPU_STAMP := $(SPU_VENV)/.installed
 # The console's browser-side vendor file (apache-arrow, pinned in console/package-lock.json).
 CONSOLE_VENDOR := src/confide/console/static/vendor/arrow.js
 
-.PHONY: demo test lint typecheck unit bench clean help spu-env console browser screenshots
+# The EVM ledger backend's log contract, compiled by the pinned solc-js, and ganache (a local EVM node
+# for the tests); both from chain/evm/package-lock.json.
+EVM_ARTIFACT := src/confide/ledger/evm/ConfideLog.json
+
+.PHONY: demo test lint typecheck unit bench clean help spu-env console browser screenshots evm
 
 help:
 	@echo "make demo   - set up .venv; run the credit scenario across three org nodes (TEE, simulated) on loopback"
 	@echo "make test   - set up .venv, run ruff, mypy and the test suite"
 	@echo "make bench  - run 'confide bench ledger --txs 20000'"
 	@echo "make screenshots - write docs/screenshots/*.png of each console page (headless Chromium)"
+	@echo "make evm    - compile the EVM backend's log contract (solc-js) and install ganache (make test does it)"
 	@echo "make spu-env - set up .spu-venv (SecretFlow SPU for the spu-rr22/kkrt/ecdh PSI engines; make test does it)"
 
 $(STAMP): pyproject.toml constraints.txt
@@ -44,6 +49,13 @@ $(CONSOLE_VENDOR): console/package.json console/package-lock.json
 
 console: $(CONSOLE_VENDOR)
 
+$(EVM_ARTIFACT): chain/evm/package.json chain/evm/package-lock.json chain/evm/ConfideLog.sol chain/evm/compile.mjs
+	@command -v npm >/dev/null || { echo "error: npm is needed for the EVM tools (solc-js, ganache); install Node.js (Debian: apt-get install nodejs npm)"; exit 1; }
+	cd chain/evm && npm ci --no-audit --no-fund --loglevel=error
+	node chain/evm/compile.mjs $(EVM_ARTIFACT)
+
+evm: $(EVM_ARTIFACT)
+
 browser:
 	@scripts/install-browser.sh
 
@@ -57,7 +69,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP) $(SPU_STAMP) $(CONSOLE_VENDOR) browser
+unit: $(STAMP) $(SPU_STAMP) $(CONSOLE_VENDOR) $(EVM_ARTIFACT) browser
 	pg="$$(scripts/test-postgres.sh)" && eval "$$pg" && $(BIN)/pytest -q
 
 test: lint typecheck unit
@@ -69,4 +81,4 @@ screenshots: $(STAMP) $(CONSOLE_VENDOR) browser
 	$(BIN)/python -m confide.console.screenshots --out docs/screenshots
 
 clean:
-	rm -rf $(VENV) $(SPU_VENV) .demo .pytest_cache .mypy_cache .ruff_cache console/node_modules $(CONSOLE_VENDOR)
+	rm -rf $(VENV) $(SPU_VENV) .demo .pytest_cache .mypy_cache .ruff_cache console/node_modules $(CONSOLE_VENDOR) chain/evm/node_modules $(EVM_ARTIFACT)

@@ -30,6 +30,7 @@ export async function render(ctx, id) {
     parts.push(h("p", {}, h("a", { href: `#/provenance/${id}`, testid: "provenance-link", class: "button" }, t("provenance"))));
   }
   if (st) parts.push(previewBlock(st.preview || {}));
+  if (run.fl_rounds) parts.push(...flRounds(run));
   if (release) {
     const pending = release.required.filter((d) => !(d in release.decisions));
     parts.push(
@@ -48,11 +49,52 @@ export async function render(ctx, id) {
         { testid: "decisions" },
       ),
     );
+    if (release.metrics) parts.push(metricsBlock(release.metrics));
     const myDatasets = release.required.filter((d) => d.split("/")[0] === ctx.me.org && !(d in release.decisions));
     if (release.status === "pending") for (const d of myDatasets) parts.push(await ownerPanel(ctx, run, d));
     if (task.requester === ctx.me.keyId) parts.push(resultPanel(ctx, run, release, task));
   }
   return h("section", {}, parts);
+}
+
+/** Every recorded round of an fl run: who took part, who dropped, the model digest after it. */
+function flRounds(run) {
+  return [
+    h("h2", {}, t("fl_rounds")),
+    table(
+      [
+        { label: t("fl_round"), cell: (r) => (r.round === 0 ? t("fl_setup") : String(r.round)) },
+        { label: t("fl_participants"), cell: (r) => r.participants.join(", ") },
+        { label: t("fl_dropped"), cell: (r) => r.dropped.join(", ") || "—" },
+        { label: t("fl_model_digest"), cell: (r) => h("code", {}, short(r.model_digest, 16)) },
+      ],
+      run.fl_rounds,
+      { testid: "fl-rounds" },
+    ),
+  ];
+}
+
+/** The validation metrics on the release record (fl): what the owners see before they decide. */
+function metricsBlock(metrics) {
+  return h(
+    "div",
+    { class: "card", testid: "release-metrics" },
+    h("h2", {}, t("val_metrics")),
+    facts(Object.keys(metrics).sort().map((k) => [k, String(metrics[k])])),
+  );
+}
+
+/** A released fl model, checked by digest against the run on the ledger. */
+function renderModel(out, run) {
+  const m = out.model;
+  const ok = out.model_digest === run.output_digest;
+  return facts([
+    [t("fl_model_digest"), h("code", {}, out.model_digest)],
+    ["", h("strong", { class: ok ? "good" : "bad", testid: "model-digest" }, ok ? t("digests_match") : t("digests_differ"))],
+    [t("fl_model_kind"), `${m.spec.model}${m.spec.hidden ? ` (${m.spec.hidden})` : ""}`],
+    [t("fl_features"), m.spec.features.join(", ")],
+    [t("fl_params"), fmtNumber(m.params.length)],
+  ]);
 }
 
 function previewBlock(p) {
@@ -115,7 +157,7 @@ async function ownerPanel(ctx, run, dataset) {
           [t("input_received"), h("code", {}, received || "—")],
           ["", h("strong", { class: same ? "good" : "bad", testid: "digests" }, same ? t("digests_match") : t("digests_differ"))],
         ])
-      : h("p", { class: "muted" }, t("mpc_review_help")),
+      : h("p", { class: "muted" }, t(run.fl_rounds ? "fl_review_help" : "mpc_review_help")),
     actions,
     note,
   );
@@ -129,6 +171,8 @@ function resultPanel(ctx, run, release, task) {
     try {
       if (task.engine === "mpc") {
         out.replaceChildren(...renderSegments(await fetchMpcResult(ctx.api, run, task), task));
+      } else if (task.engine === "fl") {
+        out.replaceChildren(renderModel(await ctx.api.call("POST", `/v1/fl/models/${run.id}`, { body: {} }), run));
       } else {
         const data = decodeTable(await fetchResult(ctx.api, ctx.api.session, run.id));
         out.replaceChildren(...renderResult(data));
