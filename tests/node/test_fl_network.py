@@ -11,6 +11,7 @@ import csv
 import os
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -286,3 +287,36 @@ def _wait(analyst: Client, run: str, timeout_s: float = 120) -> dict[str, Any]:
         if status["status"] in ("done", "failed") or time.monotonic() > deadline:
             return status
         time.sleep(0.3)
+
+
+def test_an_owner_reviews_the_metrics_and_approves_in_the_web_console(
+    net: LocalNetwork, world: dict[str, Any], tmp_path: Path
+) -> None:
+    from confide.console.browser import chromium
+
+    analyst = world["analyst"]
+    out = run_fl_task(analyst, _task(world, _grants(world)))
+    net.sync()
+    owner = world["owners"]["city-a"]
+    owner.identity.save(tmp_path / "owner.pem")
+    analyst.identity.save(tmp_path / "analyst.pem")
+    with chromium("en-US") as b:
+        b.sign_in(net.console_url("city-a"), tmp_path / "owner.pem")
+        b.go(f"#/run/{out['run']}", "run")
+        rounds = b.by("fl-rounds").find_elements("css selector", "tbody tr")
+        assert len(rounds) == 4  # set-up and three training rounds, from the ledger
+        assert out["metrics"]["val_auc"] in b.by("release-metrics").text
+        review = b.by("owner-review")
+        b.click("release-approve", review)
+        b.expect_ok(review)
+        for org in ("city-b", "city-c"):
+            o = world["owners"][org]
+            sdk.decide_release(o.ledger, o.identity, out["run"], f"{org}/water/records")
+        net.sync()
+        b.sign_in(net.console_url("bureau"), tmp_path / "analyst.pem")
+        b.go(f"#/run/{out['run']}", "run")
+        b.click("get-result")
+        assert b.wait(b.sel("model-digest"), 30).get_attribute("class") == "good"
+        errors = b.console_errors()
+    assert errors == []
+    assert analyst.query(f"release/{out['run']}")["status"] == "released"
