@@ -53,7 +53,9 @@ def _port() -> int:
 
 
 @contextmanager
-def ganache(log: Path, *, instamine: str = "eager") -> Iterator[EvmNode]:
+def ganache(log: Path, *, instamine: str = "eager", start_ms: int | None = None) -> Iterator[EvmNode]:
+    """``start_ms``: the chain's clock starts there (then runs with the wall clock), so txs signed
+    with a test's fake clock are fresh in its blocks."""
     if not GANACHE.exists():
         raise RuntimeError(f"{GANACHE} is missing: run 'make evm' (installs ganache from chain/evm)")
     key = "0x" + secrets.token_hex(32)
@@ -67,6 +69,8 @@ def ganache(log: Path, *, instamine: str = "eager") -> Iterator[EvmNode]:
         "--miner.instamine", instamine,
         "--logging.quiet",
     ]  # fmt: skip
+    if start_ms is not None:
+        args += ["--chain.time", str(start_ms)]
     with log.open("ab") as out:
         proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
     node = EvmNode(f"http://127.0.0.1:{port}", key, proc)

@@ -329,3 +329,33 @@ def test_parse_canonical_rejects_whitespace_padded_encoding(value: dict[str, Any
 
     # Assert
     assert "not in canonical form" in str(exc_info.value)
+
+
+def test_deep_input_is_refused_even_when_a_library_raised_the_recursion_limit() -> None:
+    # py_ecc (a web3 dependency) sets the limit to 100000: the C JSON scanner would then overflow the
+    # stack (a crash) on deep input before Python noticed; parse_canonical bounds the depth itself.
+    import sys
+
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(100_000)
+    try:
+        with pytest.raises(CanonicalEncodingError, match="nested deeper than 64"):
+            parse_canonical(b"[" * 100_000 + b"]" * 100_000)
+        with pytest.raises(CanonicalEncodingError, match="nested deeper than 64"):
+            parse_canonical(b'{"a":' * 65 + b"1" + b"}" * 65)
+    finally:
+        sys.setrecursionlimit(old)
+    ok = b'{"a":' * 63 + b'"[[[[{{{{\\"]"' + b"}" * 63  # brackets inside strings do not count
+    assert parse_canonical(ok) is not None
+
+
+def test_importing_the_evm_backend_leaves_the_recursion_limit_alone() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; a = sys.getrecursionlimit(); import confide.ledger.evm; "
+        "print(a == sys.getrecursionlimit())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"

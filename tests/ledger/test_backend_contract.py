@@ -6,7 +6,7 @@ must pass the same tests. Each test gets a fresh chain from the named backend.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -22,23 +22,37 @@ from confide.ledger import (
     verify_proof,
 )
 from confide.ledger.embedded import ChainDB, Replica
-from factories import FakeClock, make_genesis
+from confide.ledger.genesis import Genesis
+from evmnode import EvmNode, ganache
+from factories import T0, FakeClock, make_genesis
 
-BACKENDS = ["memory", "embedded"]
+BACKENDS = ["memory", "embedded", "evm"]
 
 
 class Harness:
-    def __init__(self, name: str, tmp: Path, max_block_txs: int = 2000) -> None:
+    def __init__(self, name: str, tmp: Path, max_block_txs: int = 2000, evm: EvmNode | None = None) -> None:
         self.genesis, self.orderer, self.admins = make_genesis(max_block_txs=max_block_txs)
         self.clock = FakeClock()
         self.name = name
         self.tmp = tmp
+        self.evm = evm
+        if name == "evm":  # a fresh log on the test's EVM node; this harness derives the blocks
+            from confide.ledger.evm import EvmLog
+            from confide.ledger.evm.backend import log_tag
+
+            assert evm is not None
+            log = EvmLog.deploy(evm.url, evm.key, log_tag(self.genesis.chain_id))
+            ledger = {"backend": "evm", "evm": {"log_address": log.address, "chain_id": 1337}}
+            self.genesis = Genesis.model_validate(self.genesis.model_dump(mode="json") | {"ledger": ledger})
         self.backend = self.open()
 
     def open(self) -> LedgerBackend:
         kwargs = {"genesis": self.genesis, "orderer_identity": self.orderer, "clock": self.clock}
         if self.name == "embedded":
             kwargs["path"] = self.tmp / "chain.sqlite"
+        if self.name == "evm":
+            assert self.evm is not None
+            kwargs |= {"rpc_url": self.evm.url, "account_key": self.evm.key}
         return open_backend(self.name, **kwargs)
 
     def unit_tx(self, org: str, unit: str):
@@ -48,9 +62,18 @@ class Harness:
         )
 
 
+@pytest.fixture(scope="module")
+def evm_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EvmNode]:
+    """A real local EVM node (ganache, installed by ``make evm``) whose clock starts at the fake
+    clock's genesis time."""
+    with ganache(tmp_path_factory.mktemp("evm") / "ganache.log", start_ms=T0 + 500) as node:
+        yield node
+
+
 @pytest.fixture(params=BACKENDS)
 def make(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., Harness]:
-    return lambda **kw: Harness(request.param, tmp_path, **kw)
+    evm = request.getfixturevalue("evm_node") if request.param == "evm" else None
+    return lambda **kw: Harness(request.param, tmp_path, evm=evm, **kw)
 
 
 def test_registry_lists_backends_and_rejects_unknown() -> None:

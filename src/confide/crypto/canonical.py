@@ -21,6 +21,7 @@ independent ``rfc8785`` implementation.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from .errors import CanonicalEncodingError
@@ -138,12 +139,33 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+MAX_DEPTH = 64
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_BRACKET = re.compile(rb"[\[\]{}]")
+
+
+def _check_depth(data: bytes) -> None:
+    """Refuse nesting deeper than :data:`MAX_DEPTH` before the C JSON scanner sees it: its recursion
+    is bounded only by the interpreter's recursion limit, which a library may raise far above what
+    the C stack holds (py_ecc, a web3 dependency, sets 100000), and then deep input crashes the
+    process instead of raising."""
+    depth = 0
+    for m in _BRACKET.finditer(_STRING.sub(b'""', data)):
+        if m.group() in (b"[", b"{"):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise CanonicalEncodingError(f"value nested deeper than {MAX_DEPTH} levels")
+        else:
+            depth -= 1
+
+
 def parse_canonical(data: bytes) -> Any:
     """Parse bytes that must already be canonical; raise if they are not.
 
     Rejecting non-canonical input means one value has exactly one encoding on
     the ledger, so hashes of stored bytes and of re-encoded values agree.
     """
+    _check_depth(data)
     try:
         value = json.loads(
             data.decode("utf-8"),

@@ -1,5 +1,7 @@
 """Ledger layer: transactions, blocks, the platform contract and chain backends."""
 
+from typing import Any
+
 from . import embedded as _embedded  # noqa: F401  (registers 'embedded' and 'memory')
 from . import remote as _remote  # noqa: F401  (registers 'remote')
 from .backend import (
@@ -11,6 +13,7 @@ from .backend import (
     open_backend,
     verify_proof,
 )
+from .backend import register_backend as _register
 from .block import Block, BlockHeader, verify_block
 from .codes import Code, Result
 from .contract import TX_TYPES, BlockInfo, Contract
@@ -48,3 +51,13 @@ __all__ = [
     "verify_block",
     "verify_proof",
 ]
+
+
+def _evm_backend(**kwargs: Any) -> LedgerBackend:
+    """``evm``: imported on first use (web3 is only needed by consortia on an EVM chain)."""
+    from .evm.backend import EvmBackend
+
+    return EvmBackend(**kwargs)
+
+
+_register("evm", _evm_backend)

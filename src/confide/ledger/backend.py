@@ -17,7 +17,7 @@ from typing import Any
 from ..crypto import InvalidSignature, Suite, leaf_hash, verify_inclusion
 from .block import BLOCK_DOMAIN, Block, BlockHeader
 from .errors import UnknownBackend
-from .genesis import Genesis
+from .genesis import Genesis, block_derivers
 from .tx import SignedTx
 
 __all__ = [
@@ -79,12 +79,15 @@ class InclusionProof:
 def verify_proof(genesis: Genesis, proof: InclusionProof) -> bool:
     """Check the orderer's signature on the header and the Merkle path to ``tx_root``."""
     suite: Suite = genesis.crypto
-    orderer = suite.load_public(bytes.fromhex(genesis.orderer_public_key))
+    # embedded: the orderer signed the header; evm: the node that derived the block did
+    signers = block_derivers(genesis) or [genesis.orderer_public_key]
     header_bytes = proof.header.encode("utf-8")
     try:
-        orderer.verify(bytes.fromhex(proof.orderer_sig), BLOCK_DOMAIN + header_bytes)
+        sig = bytes.fromhex(proof.orderer_sig)
         header = BlockHeader.decode(header_bytes)
-    except (InvalidSignature, ValueError):
+    except ValueError:
+        return False
+    if not any(_verifies(suite, k, sig, BLOCK_DOMAIN + header_bytes) for k in signers):
         return False
     if header.height != proof.height or header.tx_count != proof.tree_size:
         return False
@@ -100,6 +103,14 @@ def verify_proof(genesis: Genesis, proof: InclusionProof) -> bool:
         [bytes.fromhex(p) for p in proof.path],
         bytes.fromhex(header.tx_root),
     )
+
+
+def _verifies(suite: Suite, public_hex: str, sig: bytes, message: bytes) -> bool:
+    try:
+        suite.load_public(bytes.fromhex(public_hex)).verify(sig, message)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
 
 
 class LedgerBackend(ABC):

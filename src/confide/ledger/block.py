@@ -5,6 +5,11 @@ Header (canonical JSON)::
     {"chain": id, "height": n, "prev_hash": hex, "tx_root": hex, "tx_count": k,
      "time": ms, "orderer": key id, "genesis": hex digest (block 0 only, else "")}
 
+A block derived from an EVM log (``ledger.backend = evm``) has ``"orderer": ""`` and one more field,
+``"anchor"``: where it comes from on the EVM chain (``log:<address>`` for block 0, else
+``<EVM block number>:<EVM block hash>``). Every node derives the same header bytes from the same
+chain; the signature is by the node that derived the block (any node key of the genesis).
+
 ``block hash`` = suite hash of the header bytes; the orderer signs
 ``b"confide-block-v1\\x00" + header``. ``tx_root`` is the RFC 6962 Merkle root
 over leaves ``tx_id || signature`` (so a changed signature changes the root,
@@ -14,6 +19,7 @@ before it applies anything.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +44,7 @@ ZERO_HASH = "00" * 32
 _HEADER_FIELDS = frozenset(
     {"chain", "height", "prev_hash", "tx_root", "tx_count", "time", "orderer", "genesis"}
 )
+_DERIVED_FIELDS = _HEADER_FIELDS | {"anchor"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,9 +57,10 @@ class BlockHeader:
     time: int
     orderer: str
     genesis: str = ""
+    anchor: str = ""  # derived (evm) blocks only
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "chain": self.chain,
             "height": self.height,
             "prev_hash": self.prev_hash,
@@ -62,6 +70,9 @@ class BlockHeader:
             "orderer": self.orderer,
             "genesis": self.genesis,
         }
+        if self.anchor:
+            out["anchor"] = self.anchor
+        return out
 
     def encode(self) -> bytes:
         return canonical_bytes(self.to_json())
@@ -72,8 +83,10 @@ class BlockHeader:
             obj = parse_canonical(raw)
         except CanonicalEncodingError as exc:
             raise ValueError(f"header is not canonical JSON: {exc}") from None
-        if not isinstance(obj, dict) or set(obj) != _HEADER_FIELDS:
+        if not isinstance(obj, dict) or set(obj) not in (_HEADER_FIELDS, _DERIVED_FIELDS):
             raise ValueError("header fields are wrong")
+        if "anchor" in obj and not obj["anchor"]:
+            raise ValueError("an anchor field is never empty")
         return cls(**obj)
 
 
@@ -127,9 +140,12 @@ def verify_block(
     orderer: PublicKey,
     prev: BlockHeader | None,
     prev_hash: str,
+    derivers: Sequence[PublicKey] = (),
 ) -> BlockHeader:
     """Check header shape, orderer signature, hash link, height, time and tx root.
 
+    ``derivers``: on an ``evm`` chain, the keys that may sign derived blocks (then every block must
+    be derived: an anchor, no orderer); empty on an embedded chain (then no block may be derived).
     Raises :class:`ChainCorrupted` naming the block height. Tx signatures are
     checked by the replica as it applies (it needs the signers' keys from state).
     """
@@ -140,14 +156,19 @@ def verify_block(
         raise ChainCorrupted(expected, f"header does not parse: {exc}") from None
     if header.height != expected:
         raise ChainCorrupted(expected, f"height is {header.height}, expected {expected}")
-    try:
-        orderer.verify(block.signature, BLOCK_DOMAIN + block.header_bytes)
-    except InvalidSignature:
-        raise ChainCorrupted(expected, "orderer signature does not verify") from None
+    if derivers:
+        _check_derived(block, header, derivers, expected)
+    else:
+        if header.anchor:
+            raise ChainCorrupted(expected, "a derived (evm) block on a chain its orderer signs")
+        try:
+            orderer.verify(block.signature, BLOCK_DOMAIN + block.header_bytes)
+        except InvalidSignature:
+            raise ChainCorrupted(expected, "orderer signature does not verify") from None
+        if header.orderer != orderer.key_id():
+            raise ChainCorrupted(expected, "block names another orderer")
     if header.chain != chain:
         raise ChainCorrupted(expected, f"block is for chain {header.chain!r}, not {chain!r}")
-    if header.orderer != orderer.key_id():
-        raise ChainCorrupted(expected, "block names another orderer")
     if header.prev_hash != prev_hash:
         raise ChainCorrupted(expected, "prev_hash does not link to the previous block")
     if prev is not None and header.time < prev.time:
@@ -157,3 +178,15 @@ def verify_block(
     if header.tx_root != tx_root(suite, block.txs):
         raise ChainCorrupted(expected, "Merkle root of the txs does not match the header")
     return header
+
+
+def _check_derived(block: Block, header: BlockHeader, derivers: Sequence[PublicKey], height: int) -> None:
+    if not header.anchor or header.orderer:
+        raise ChainCorrupted(height, "on an evm chain every block is derived: an anchor and no orderer")
+    for key in derivers:
+        try:
+            key.verify(block.signature, BLOCK_DOMAIN + block.header_bytes)
+            return
+        except InvalidSignature:
+            continue
+    raise ChainCorrupted(height, "the derived block is not signed by a node of the consortium")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -19,9 +19,12 @@ from ..crypto import InvalidKey, Suite, canonical_bytes, get_suite
 from .errors import GenesisError
 
 __all__ = [
+    "EvmLedger",
     "Genesis",
     "GenesisOrg",
+    "LedgerConfig",
     "Params",
+    "block_derivers",
     "credit_code_check_char",
     "credit_code_valid",
     "genesis_tls_keys",
@@ -102,6 +105,23 @@ class TeePolicy(_Strict):
         return roots
 
 
+class EvmLedger(_Strict):
+    """Where an ``evm`` consortium's log lives (``chain/evm/ConfideLog.sol``, see docs/ledger-evm.md)."""
+
+    chain_id: int | None = Field(default=None, ge=1, description="the EVM chain id; checked when set")
+    log_address: str | None = Field(default=None, pattern=r"^0x[0-9a-fA-F]{40}$")
+    confirmations: int = Field(default=0, ge=0, le=1000, description="blocks deep before a block is read")
+
+
+class LedgerConfig(_Strict):
+    """Which chain orders the consortium's transactions. ``embedded``: the solo orderer signs blocks.
+    ``evm``: an EVM chain orders them and every node derives the same blocks from its log; such
+    derived blocks carry an anchor (the EVM block) and are signed by the node that derived them."""
+
+    backend: Literal["embedded", "evm"] = "embedded"
+    evm: EvmLedger = EvmLedger()
+
+
 class Genesis(_Strict):
     chain_id: str = Field(pattern=_ID)
     name: str = Field(min_length=1, max_length=200)
@@ -112,6 +132,7 @@ class Genesis(_Strict):
     params: Params = Params()
     trusted_measurements: list[dict[str, Any]] = Field(default_factory=list)
     tee: TeePolicy = TeePolicy()
+    ledger: LedgerConfig = LedgerConfig()
 
     @model_validator(mode="after")
     def _consistent(self) -> Genesis:
@@ -149,6 +170,14 @@ class Genesis(_Strict):
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(json.dumps(self.model_dump(mode="json"), indent=2).encode() + b"\n")
         return p
+
+
+def block_derivers(genesis: Genesis) -> list[str]:
+    """Public keys (hex) that may sign derived (``evm``) blocks: the orderer key's and every node's.
+    Empty for an ``embedded`` consortium, whose blocks only the orderer signs."""
+    if genesis.ledger.backend != "evm":
+        return []
+    return genesis_tls_keys(genesis)
 
 
 def genesis_tls_keys(genesis: Genesis) -> list[str]:

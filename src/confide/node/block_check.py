@@ -81,6 +81,7 @@ def verify_stored_block(replica: Replica, height: int) -> list[Check] | None:
             orderer=replica.orderer,
             prev=prev,
             prev_hash=prev_hash,
+            derivers=replica.derivers,
         )
         checks.append(Check("verify_block", True, "the replica's header verification passes"))
     except ChainCorrupted as exc:

@@ -15,7 +15,7 @@ from ..codes import Code, Result
 from ..contract import BlockInfo, Contract, Overlay
 from ..contract.state import ReadCache
 from ..errors import ChainCorrupted
-from ..genesis import Genesis
+from ..genesis import Genesis, block_derivers
 from ..store import ChainStore
 from ..tx import SignedTx
 from .store import DBState
@@ -31,6 +31,9 @@ class Replica:
         self.contract = Contract(genesis)
         self.state = DBState(db)
         self.orderer: PublicKey = self.suite.load_public(bytes.fromhex(genesis.orderer_public_key))
+        self.derivers: list[PublicKey] = [
+            self.suite.load_public(bytes.fromhex(k)) for k in block_derivers(genesis)
+        ]
         head = db.head()
         self.height: int = -1 if head is None else head[0]
         self.head_hash: str = ZERO_HASH if head is None else head[1]
@@ -71,6 +74,7 @@ class Replica:
             orderer=self.orderer,
             prev=self.head_header,
             prev_hash=self.head_hash,
+            derivers=self.derivers,
         )
         if header.height == 0:
             if header.genesis != self.genesis.digest() or block.txs:

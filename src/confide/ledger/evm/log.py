@@ -19,15 +19,22 @@ emits it; nothing else. This module is the chain side of the ``evm`` ledger back
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from eth_account import Account
-from web3 import HTTPProvider, Web3
-from web3.exceptions import TransactionNotFound
+_RECURSION_LIMIT = sys.getrecursionlimit()
+from eth_account import Account  # noqa: E402
+from web3 import HTTPProvider, Web3  # noqa: E402
+from web3.exceptions import TransactionNotFound  # noqa: E402
+
+# py_ecc (imported by web3) raises the interpreter's recursion limit to 100000 for its own use, which
+# we never call; that limit would let deeply nested input overflow the C stack in json and friends
+# (a crash instead of a RecursionError). Put it back.
+sys.setrecursionlimit(_RECURSION_LIMIT)
 
 __all__ = [
     "AppendReceipt",
