@@ -128,6 +128,18 @@ def _prev_link(header: BlockHeader, prev_hash: str) -> Check:
 
 
 def _orderer_signature(replica: Replica, block: Block, header: BlockHeader) -> Check:
+    if replica.derivers:  # an evm chain: derived from the log, signed by the node that derived it
+        for key in replica.derivers:
+            try:
+                key.verify(block.signature, BLOCK_DOMAIN + block.header_bytes)
+            except InvalidSignature:
+                continue
+            return Check(
+                "orderer_signature", True, f"derived from the EVM log ({header.anchor}), signed by a node"
+            )
+        return Check(
+            "orderer_signature", False, "the derived block is not signed by a node of the consortium"
+        )
     try:
         replica.orderer.verify(block.signature, BLOCK_DOMAIN + block.header_bytes)
     except InvalidSignature:

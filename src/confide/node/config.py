@@ -28,7 +28,10 @@ class NodeConfig(BaseSettings):
     org: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
     host: str = "127.0.0.1"
     port: int = Field(ge=1, le=65535)
-    orderer_url: str
+    orderer_url: str | None = Field(default=None, description="the ordering service (embedded ledger)")
+    # An evm consortium (genesis ledger.backend = evm): this node's EVM endpoint and its gas account
+    evm_rpc_url: str | None = None
+    evm_account_key: Path | None = Field(default=None, description="file holding the 0x... private key")
     database_url: str
     data_dir: Path
     node_key: Path
@@ -108,6 +111,7 @@ def load_node_config(folder: str | Path) -> NodeConfig:
         "runtime_build",
         "console_tls_cert",
         "console_tls_key",
+        "evm_account_key",
     ):
         if key in raw and not Path(raw[key]).is_absolute():
             raw[key] = str(d / raw[key])

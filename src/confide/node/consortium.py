@@ -69,11 +69,18 @@ def init_consortium(
     database_url: str | None = None,
     tls: bool = True,
     tee: bool = True,
+    ledger: str = "embedded",
+    evm_rpc_url: str | None = None,
+    evm_funder_key: str | None = None,
+    evm_confirmations: int = 0,
 ) -> Path:
     """Create the consortium folders. ``database_url`` may hold ``{org}`` (default: SQLite per node).
 
     With ``tls`` every process gets a certificate made from its ledger key
-    (``certs/``), and all URLs are https.
+    (``certs/``), and all URLs are https. With ``ledger="evm"`` the consortium's log is deployed on
+    the EVM chain at ``evm_rpc_url`` by the account ``evm_funder_key`` (0x...), which also sends each
+    node's new gas account some funds (skip with a chain whose gas price is 0); there is no orderer
+    process, each node follows the log (see docs/ledger-evm.md).
     """
     d = Path(directory)
     if (d / "genesis.json").exists():
@@ -87,6 +94,14 @@ def init_consortium(
     tee_policy: dict[str, object] = {}
     if tee:  # every org node may host enclaves; the genesis names the root and the trusted runtime
         tee_policy = {"tee": make_authority(d / "tee")}
+    ledger_cfg: dict[str, object] = {}
+    evm_keys: dict[str, str] = {}
+    if ledger == "evm":
+        ledger_cfg, evm_keys = _evm_setup(
+            chain_id, [o.id for o in orgs], evm_rpc_url, evm_funder_key, evm_confirmations
+        )
+    elif ledger != "embedded":
+        raise LedgerError(f"ledger {ledger!r}: embedded or evm")
     genesis = Genesis.model_validate(
         {
             "chain_id": chain_id,
@@ -105,6 +120,7 @@ def init_consortium(
                 for o in orgs
             ],
             **tee_policy,
+            **ledger_cfg,
         }
     )
     genesis.save(d / "genesis.json")
@@ -137,6 +153,11 @@ def init_consortium(
             provision_host(d / "tee", od / "tee")
             tee_files = {"tee_dir": "tee", "runtime_build": "../tee/runtime-build.json"}
         db = database_url.format(org=o.id) if database_url else "sqlite:///node.sqlite"
+        evm_files: dict[str, str] = {}
+        if o.id in evm_keys:
+            (od / "keys" / "evm.key").write_text(evm_keys[o.id] + "\n", encoding="utf-8")
+            (od / "keys" / "evm.key").chmod(0o600)
+            evm_files = {"evm_rpc_url": str(evm_rpc_url), "evm_account_key": "keys/evm.key"}
         _write_json(
             od / "node.json",
             {
@@ -144,7 +165,8 @@ def init_consortium(
                 "host": host,
                 "port": base_port + 1 + i,
                 "console_port": base_port + 1 + len(orgs) + i,  # http on loopback; see NodeConfig
-                "orderer_url": orderer_url,
+                **({"orderer_url": orderer_url} if ledger == "embedded" else {}),
+                **evm_files,
                 "database_url": db,
                 "data_dir": "data",
                 "node_key": "keys/node.pem",
@@ -155,3 +177,31 @@ def init_consortium(
             },
         )
     return d
+
+
+def _evm_setup(
+    chain_id: str, orgs: list[str], rpc_url: str | None, funder_key: str | None, confirmations: int
+) -> tuple[dict[str, object], dict[str, str]]:
+    """Deploy the consortium's log and make one funded gas account per node."""
+    import secrets
+
+    from ..ledger.evm import EvmLog
+    from ..ledger.evm.backend import log_tag
+
+    if rpc_url is None or funder_key is None:
+        raise LedgerError(
+            "an evm consortium needs --evm-rpc (the chain's endpoint) and --evm-key (a funded account)"
+        )
+    log = EvmLog.deploy(rpc_url, funder_key, log_tag(chain_id))
+    keys = {o: "0x" + secrets.token_hex(32) for o in orgs}
+    for key in keys.values():
+        log.fund(key, 10**20)
+    cfg = {
+        "backend": "evm",
+        "evm": {
+            "chain_id": int(log.w3.eth.chain_id),
+            "log_address": log.address,
+            "confirmations": confirmations,
+        },
+    }
+    return {"ledger": cfg}, keys

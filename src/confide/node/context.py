@@ -5,21 +5,25 @@ from __future__ import annotations
 import ssl
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..crypto import Identity, PublicKey, load_identity
 from ..crypto.httpsig import NonceStore
 from ..crypto.tls import check_bundle, check_own_certificate, client_context
+from ..ledger.backend import LedgerBackend
 from ..ledger.contract import Contract
 from ..ledger.embedded import Replica
 from ..ledger.embedded.store import DBState
 from ..ledger.genesis import Genesis, genesis_tls_keys, load_genesis
 from ..ledger.remote import RemoteLedger
 from ..ledger.store import ChainStore
-from .config import NodeConfig
+from .config import ConfigError, NodeConfig
 from .follower import Follower
 from .local_db import LocalDB
 from .storage import SqlChainStore
+
+if TYPE_CHECKING:
+    from ..ledger.evm.backend import EvmNodeLedger
 
 __all__ = ["NodeContext"]
 
@@ -31,7 +35,7 @@ class NodeContext:
     identity: Identity
     store: ChainStore
     replica: Replica
-    remote: RemoteLedger
+    remote: LedgerBackend
     follower: Follower
     local: LocalDB
     lock: threading.RLock
@@ -47,9 +51,18 @@ class NodeContext:
             check_own_certificate(config.tls_cert, identity)
             check_bundle(config.ca_bundle, genesis_tls_keys(genesis))
             verify = client_context(config.ca_bundle)
-        remote = RemoteLedger(url=config.orderer_url, identity=identity, genesis=genesis, verify=verify)
         lock = threading.RLock()
+        remote: LedgerBackend
+        evm = None
+        if genesis.ledger.backend == "evm":
+            remote = evm = _evm_ledger(config, genesis, identity, replica, lock)
+        elif config.orderer_url is None:
+            raise ConfigError("node.json: orderer_url is required (the consortium uses the embedded ledger)")
+        else:
+            remote = RemoteLedger(url=config.orderer_url, identity=identity, genesis=genesis, verify=verify)
         follower = Follower(replica, remote, lock, config.poll_ms / 1000)
+        if evm is not None:
+            evm.nudge = follower.nudge
         local = LocalDB(config.database_url)
         return cls(config, genesis, identity, store, replica, remote, follower, local, lock)
 
@@ -101,3 +114,22 @@ class NodeContext:
         self.remote.close()
         self.store.close()
         self.local.close()
+
+
+def _evm_ledger(
+    config: NodeConfig, genesis: Genesis, identity: Identity, replica: Replica, lock: threading.RLock
+) -> EvmNodeLedger:
+    """The node's link to an evm chain (imported here: web3 is only needed by evm consortia)."""
+    from ..ledger.evm.backend import EvmNodeLedger
+
+    if config.evm_rpc_url is None or config.evm_account_key is None:
+        raise ConfigError("node.json: an evm consortium's node needs evm_rpc_url and evm_account_key")
+    key = config.evm_account_key.read_text(encoding="utf-8").strip()
+    return EvmNodeLedger(
+        genesis=genesis,
+        identity=identity,
+        replica=replica,
+        lock=lock,
+        rpc_url=config.evm_rpc_url,
+        account_key=key,
+    )

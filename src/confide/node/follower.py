@@ -14,9 +14,9 @@ import logging
 import threading
 import time
 
+from ..ledger.backend import LedgerBackend
 from ..ledger.embedded import Replica
 from ..ledger.errors import ChainCorrupted, LedgerError
-from ..ledger.remote import RemoteLedger
 
 __all__ = ["Follower"]
 
@@ -24,7 +24,7 @@ log = logging.getLogger("confide.node.follower")
 
 
 class Follower:
-    def __init__(self, replica: Replica, remote: RemoteLedger, lock: threading.RLock, poll_s: float) -> None:
+    def __init__(self, replica: Replica, remote: LedgerBackend, lock: threading.RLock, poll_s: float) -> None:
         self.replica = replica
         self.remote = remote
         self.lock = lock

@@ -66,6 +66,7 @@ class CreditDemo:
     result: pa.Table | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, dict[str, Any]] = field(default_factory=dict)
+    state_roots: dict[str, str] = field(default_factory=dict)
     attestation: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -145,10 +146,12 @@ def start_credit_network(
     *,
     enterprises: int = 3000,
     canaries: dict[str, str] | None = None,
+    ledger: dict[str, Any] | None = None,
 ) -> tuple[LocalNetwork, dict[str, Client]]:
     """The three org nodes and the orderer running, members created (keys under each org's
-    ``keys/``), the synthetic data written and the three datasets registered; no grant yet."""
-    net = start_local_network(workdir, NETWORK_ORGS, chain_id="confide-credit", say=say)
+    ``keys/``), the synthetic data written and the three datasets registered; no grant yet.
+    ``ledger``: e.g. ``{"ledger": "evm", "evm_rpc_url": ..., "evm_funder_key": ...}``."""
+    net = start_local_network(workdir, NETWORK_ORGS, chain_id="confide-credit", say=say, **(ledger or {}))
     try:
         people = create_members(net, say)
         say(f"writing synthetic data for {enterprises} enterprises into each org's own data folder")
@@ -168,9 +171,12 @@ def run_credit_demo(
     *,
     enterprises: int = 3000,
     canaries: dict[str, str] | None = None,
+    ledger: dict[str, Any] | None = None,
 ) -> CreditDemo:
     out = CreditDemo()
-    net, people = start_credit_network(workdir, say, enterprises=enterprises, canaries=canaries)
+    net, people = start_credit_network(
+        workdir, say, enterprises=enterprises, canaries=canaries, ledger=ledger
+    )
     try:
         grants = grant_datasets(net, people, say)
         analyst = people["analyst"]
@@ -215,6 +221,7 @@ def run_credit_demo(
             )
             out.provenance[org] = report
             say(f"[{org}] node re-verifies the provenance from its own blocks: {report['verified']}")
+        out.state_roots = {org: str(net.health(org)["state_root"]) for org in net.orgs}
     finally:
         say("stopping the orderer and the nodes")
         net.stop_all()

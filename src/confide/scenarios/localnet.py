@@ -55,6 +55,7 @@ class LocalNetwork:
     base_port: int
     orgs: tuple[str, ...]
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    ledger: str = "embedded"  # evm: no orderer process; every node follows the EVM log
 
     @property
     def bundle(self) -> Path | None:
@@ -132,8 +133,12 @@ class LocalNetwork:
         return dict(httpx.get(self.url(name) + "/v1/health", timeout=5, verify=self.verify()).json())
 
     def sync(self, timeout_s: float = 30.0) -> int:
-        """Wait until every node has applied the orderer's head; return that height."""
-        head = int(self.health("orderer")["height"])
+        """Wait until every node has applied the orderer's head (evm: the highest node's height);
+        return that height."""
+        if self.ledger == "evm":
+            head = max(int(self.health(o)["height"]) for o in self.orgs)
+        else:
+            head = int(self.health("orderer")["height"])
         deadline = time.monotonic() + timeout_s
         while any(self.health(o)["height"] < head for o in self.orgs):
             if time.monotonic() > deadline:
@@ -150,12 +155,26 @@ def start_local_network(
     database_url: str | None = None,
     base_port: int | None = None,
     say: Any = None,
+    ledger: str = "embedded",
+    evm_rpc_url: str | None = None,
+    evm_funder_key: str | None = None,
 ) -> LocalNetwork:
+    """``ledger="evm"``: the consortium's log is deployed on the EVM chain at ``evm_rpc_url`` (by the
+    funded account ``evm_funder_key``) and no orderer process runs."""
     base = base_port if base_port is not None else free_port_block(1 + 2 * len(orgs))  # + consoles
-    init_consortium(root, orgs, chain_id=chain_id, base_port=base, database_url=database_url)
-    net = LocalNetwork(root, base, tuple(o.id for o in orgs))
+    init_consortium(
+        root,
+        orgs,
+        chain_id=chain_id,
+        base_port=base,
+        database_url=database_url,
+        ledger=ledger,
+        evm_rpc_url=evm_rpc_url,
+        evm_funder_key=evm_funder_key,
+    )
+    net = LocalNetwork(root, base, tuple(o.id for o in orgs), ledger=ledger)
     try:
-        for name in ("orderer", *net.orgs):
+        for name in ("orderer", *net.orgs) if ledger == "embedded" else net.orgs:
             if say:
                 say(f"starting {name} on {net.url(name)}")
             net.start(name)

@@ -124,16 +124,39 @@ def network(
 def credit(
     workdir: Path = typer.Option(Path(".demo"), help="Folder for the consortium (recreated)."),
     enterprises: int = typer.Option(3000, min=200, max=200_000, help="Enterprises in the synthetic data."),
+    ledger: str = typer.Option("embedded", help="embedded (solo orderer) or evm (an EVM chain orders)."),
+    evm_rpc: str | None = typer.Option(
+        None, help="evm: the chain's JSON-RPC endpoint (default: start a local ganache from chain/evm)."
+    ),
+    evm_key: str | None = typer.Option(
+        None, envvar="CONFIDE_EVM_KEY", help="evm: a funded account's 0x key."
+    ),
 ) -> None:
     """Enterprise credit: a bank scores applicants with tax and power data inside an attested enclave."""
+    import contextlib
     import json
 
     from ...scenarios.credit_demo import run_credit_demo
+    from ...scenarios.evmchain import ganache
 
+    if ledger not in ("embedded", "evm"):
+        raise typer.BadParameter("--ledger: embedded or evm")
     if workdir.exists():
         shutil.rmtree(workdir)
-    console.rule("[bold]Confide credit demo: bank · tax bureau · power company, TEE (simulated)")
-    out = run_credit_demo(workdir, say=lambda s: console.print(f"  {escape(s)}"), enterprises=enterprises)
+    console.rule(
+        f"[bold]Confide credit demo: bank · tax bureau · power company, TEE (simulated), {ledger} ledger"
+    )
+    with contextlib.ExitStack() as stack:
+        chain: dict[str, Any] = {}
+        if ledger == "evm":
+            if evm_rpc is None:
+                node = stack.enter_context(ganache(workdir.parent / f"{workdir.name}-ganache.log"))
+                evm_rpc, evm_key = node.url, node.key
+                console.print(f"  started a local EVM node (ganache) at {evm_rpc}")
+            chain = {"ledger": "evm", "evm_rpc_url": evm_rpc, "evm_funder_key": evm_key}
+        out = run_credit_demo(
+            workdir, say=lambda s: console.print(f"  {escape(s)}"), enterprises=enterprises, ledger=chain
+        )
     summary = out.score_summary()
     console.rule("the bank's result: credit scores for its applicants (300-900, higher is safer)")
     console.print(
@@ -167,8 +190,12 @@ def credit(
         console.print(f"  {escape(f'[{mark}]')} {escape(check['check'])}: {escape(check['detail'])}")
     for org, rep in out.provenance.items():
         console.print(f"  {org:>6} node: provenance verified = {rep['verified']}")
+    for org, root in out.state_roots.items():
+        console.print(f"  {org:>6} node: state root {root}")
     last = {
         "scenario": "credit",
+        "ledger": ledger,
+        "state_roots_agree": len(set(out.state_roots.values())) == 1,
         "released": out.result is not None,
         "provenance_verified": out.provenance_verified,
         "tee_type": att.get("tee_type"),

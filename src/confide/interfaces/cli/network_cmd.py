@@ -32,6 +32,14 @@ def consortium_init(
         None, help="Node database URL, may contain {org}. Default SQLite."
     ),
     tls: bool = typer.Option(True, help="https everywhere, certificates made from the ledger keys."),
+    ledger: str = typer.Option("embedded", help="embedded (solo orderer) or evm (an EVM chain orders)."),
+    evm_rpc: str | None = typer.Option(None, help="evm: the chain's JSON-RPC endpoint."),
+    evm_key: str | None = typer.Option(
+        None, envvar="CONFIDE_EVM_KEY", help="evm: a funded account's 0x private key (deploys the log)."
+    ),
+    evm_confirmations: int = typer.Option(
+        0, min=0, max=1000, help="evm: blocks deep before a block is read."
+    ),
 ) -> None:
     """Write genesis.json, the orderer folder and one folder per org (keys, node.json, data/)."""
     from ...node.consortium import OrgEntry, init_consortium
@@ -53,9 +61,14 @@ def consortium_init(
         base_port=base_port,
         database_url=database_url,
         tls=tls,
+        ledger=ledger,
+        evm_rpc_url=evm_rpc,
+        evm_funder_key=evm_key,
+        evm_confirmations=evm_confirmations,
     )
+    where = f"orderer on port {base_port}" if ledger == "embedded" else f"log on the EVM chain at {evm_rpc}"
     console.print(
-        f"consortium {chain_id} in {directory}: orderer on port {base_port}, nodes: "
+        f"consortium {chain_id} in {directory} ({ledger} ledger): {where}, nodes: "
         + ", ".join(f"{e.id} ({base_port + 1 + i})" for i, e in enumerate(entries))
     )
 
@@ -154,10 +167,15 @@ def node_start(
         fail(str(exc))
         return
     _logging(log_level)
-    ctx = NodeContext.open(cfg)
-    console.print(
-        f"node {cfg.org} on {cfg.url}, following {cfg.orderer_url} from height {ctx.replica.height}"
+    try:
+        ctx = NodeContext.open(cfg)
+    except ConfigError as exc:
+        fail(str(exc))
+        return
+    source = (
+        cfg.orderer_url if ctx.genesis.ledger.backend == "embedded" else f"the EVM log at {cfg.evm_rpc_url}"
     )
+    console.print(f"node {cfg.org} on {cfg.url}, following {source} from height {ctx.replica.height}")
     cert = str(cfg.tls_cert) if cfg.tls_cert is not None else None
     app = create_node_app(ctx)
     if cfg.console_port is not None:

@@ -190,6 +190,16 @@ class EvmLog:
         return Web3.to_hex(Web3.keccak(text="Appended(uint64,bytes)"))
 
     # -- writes ------------------------------------------------------------------------------------
+    def fund(self, account_key: str, wei: int) -> None:
+        """Send ``wei`` from this log's account to the account of ``account_key`` (a new node's gas)."""
+        to = Account.from_key(account_key).address
+        if self.w3.eth.gas_price == 0:
+            return  # a chain without gas fees: nothing to fund
+        tx: Any = _fees(self.w3, self.account.address) | {"to": to, "value": wei, "gas": 21_000}
+        receipt = _send(self.w3, self.account, tx)
+        if receipt["status"] != 1:
+            raise EvmError(f"funding {to} failed on the EVM chain")
+
     def send(self, batch: Sequence[bytes]) -> str:
         """Send one chain transaction appending ``batch``; its hash (not yet mined, maybe never)."""
         if not batch:
