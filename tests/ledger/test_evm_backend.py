@@ -109,3 +109,27 @@ def test_a_log_of_another_consortium_or_an_embedded_genesis_is_refused(node: Evm
     embedded, orderer2, _ = make_genesis()
     with pytest.raises(Exception, match="embedded"):
         _open(embedded, orderer2, node)
+
+
+def test_batches_are_cut_to_fit_the_block_gas_limit(node: EvmNode) -> None:
+    *_, log = _consortium(node)
+    limit = int(log.w3.eth.get_block("latest")["gasLimit"])
+    big = [b"x" * 20_000] * (limit // (40 * 20_000) + 5)  # more than one block's gas in all
+    batches = log.split(big, max_count=10_000)
+    assert len(batches) >= 2 and sum(len(b) for b in batches) == len(big)
+    assert all(log.gas_for(b) <= limit * 4 // 5 for b in batches)
+    assert [len(b) for b in log.split([b"a"] * 10, max_count=4)] == [4, 4, 2]
+    with pytest.raises(EvmError, match="does not fit"):
+        log.split([b"y" * limit], max_count=1)
+
+
+def test_the_ledger_benchmark_runs_on_evm_with_the_embedded_keys(node: EvmNode, tmp_path: Path) -> None:
+    from confide.ledger.bench import run_ledger_bench
+    from confide.ledger.evm.bench import run_evm_ledger_bench
+
+    evm = run_evm_ledger_bench(
+        txs=120, block_txs=50, workdir=tmp_path / "e", rpc_url=node.url, account_key=node.key
+    )
+    embedded = run_ledger_bench(txs=120, block_txs=50, workdir=tmp_path / "m")
+    assert set(embedded) <= set(evm) and evm["backend"] == "evm"
+    assert evm["replica_state_root_matches"] is True and evm["blocks"] == 3

@@ -22,17 +22,18 @@ from pathlib import Path
 from typing import Any
 
 from ..crypto import Identity
+from .backend import LedgerBackend
 from .embedded import ChainDB, Replica
 from .genesis import load_genesis
 from .local import LocalLedger, OrgSpec, init_workspace
-from .tx import TX_DOMAIN, build_tx
+from .tx import TX_DOMAIN, SignedTx, build_tx
 
-__all__ = ["run_ledger_bench"]
+__all__ = ["bench_txs", "run_ledger_bench", "setup_txs", "verify_rate"]
 
 _SCHEMA = [{"name": f"c{i}", "type": "int64", "nullable": True, "description": ""} for i in range(8)]
 
 
-def _verify_rate(suite: str, seconds: float = 1.0) -> float:
+def verify_rate(suite: str, seconds: float = 1.0) -> float:
     ident = Identity.generate(suite)
     msg = TX_DOMAIN + b'{"chain":"bench","payload":{"x":1},"type":"a.b"}' * 4
     sig = ident.sign(msg)
@@ -63,42 +64,18 @@ def _replica_main(genesis_path: str, source: str, target: str, final_height: int
 def _setup(d: Path, suite: str, clients: int, block_txs: int) -> tuple[LocalLedger, list[Identity]]:
     init_workspace(d, [OrgSpec("bank", "Bank"), OrgSpec("tax", "Tax")], chain_id="bench", suite=suite,
                    max_block_txs=block_txs)  # fmt: skip
-    from ..interfaces import sdk
-
     led = LocalLedger(d)
-    tax = led.key("tax-admin")
-    bank = led.key("bank-admin")
-    sdk.create_unit(led.backend, tax, "u", "Unit")
-    for i in range(4):
-        sdk.register_dataset(led.backend, tax, unit="u", name=f"d{i}", title=f"D{i}", kind="table",
-                             schema=_SCHEMA, row_count=1000, content_digest=f"{i:064x}")  # fmt: skip
-    analysts = []
-    for i in range(clients):
-        a = Identity.generate(suite)
-        sdk.add_member(led.backend, bank, a, name=f"analyst {i}", roles=["analyst"])
-        analysts.append(a)
+    analysts = [Identity.generate(suite) for _ in range(clients)]
+    setup_txs(led.backend, led.key("tax-admin"), led.key("bank-admin"), analysts)
     return led, analysts
 
 
-def run_ledger_bench(
-    *, txs: int, block_txs: int = 2000, workdir: Path | None = None, suite: str = "default", clients: int = 8
-) -> dict[str, Any]:
-    """Run the benchmark; returns the JSON-able figures (printed last by the CLI)."""
-    tmp = None
-    if workdir is None:
-        tmp = tempfile.TemporaryDirectory(prefix="confide-bench-")
-        workdir = Path(tmp.name)
-    d = workdir / "ledger"
-    print(f"measuring raw {suite} signature verification on one core ...", flush=True)
-    verify_per_s = _verify_rate(suite)
-    print(f"setting up consortium and signing {txs} client txs ({clients} clients) ...", flush=True)
-    led, analysts = _setup(d, suite, clients, block_txs)
-    now = led.backend.head().time
-    t0 = time.perf_counter()
-    signed = [
+def bench_txs(analysts: list[Identity], chain: str, now: int, txs: int) -> list[SignedTx]:
+    """The benchmark's client txs: applications for the set-up datasets, signed by the analysts."""
+    return [
         build_tx(
-            analysts[i % clients],
-            "bench",
+            analysts[i % len(analysts)],
+            chain,
             "application.submit",
             {
                 "dataset": f"tax/u/d{i % 4}",
@@ -112,6 +89,36 @@ def run_ledger_bench(
         )
         for i in range(txs)
     ]
+
+
+def setup_txs(backend: LedgerBackend, tax: Identity, bank: Identity, analysts: list[Identity]) -> None:
+    """A unit, four datasets and the analysts' member records (before the timed part)."""
+    from ..interfaces import sdk
+
+    sdk.create_unit(backend, tax, "u", "Unit")
+    for i in range(4):
+        sdk.register_dataset(backend, tax, unit="u", name=f"d{i}", title=f"D{i}", kind="table",
+                             schema=_SCHEMA, row_count=1000, content_digest=f"{i:064x}")  # fmt: skip
+    for i, a in enumerate(analysts):
+        sdk.add_member(backend, bank, a, name=f"analyst {i}", roles=["analyst"])
+
+
+def run_ledger_bench(
+    *, txs: int, block_txs: int = 2000, workdir: Path | None = None, suite: str = "default", clients: int = 8
+) -> dict[str, Any]:
+    """Run the benchmark; returns the JSON-able figures (printed last by the CLI)."""
+    tmp = None
+    if workdir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="confide-bench-")
+        workdir = Path(tmp.name)
+    d = workdir / "ledger"
+    print(f"measuring raw {suite} signature verification on one core ...", flush=True)
+    verify_per_s = verify_rate(suite)
+    print(f"setting up consortium and signing {txs} client txs ({clients} clients) ...", flush=True)
+    led, analysts = _setup(d, suite, clients, block_txs)
+    now = led.backend.head().time
+    t0 = time.perf_counter()
+    signed = bench_txs(analysts, "bench", now, txs)
     sign_s = time.perf_counter() - t0
     start_height = led.backend.head().height
     final_height = start_height + -(-txs // block_txs)

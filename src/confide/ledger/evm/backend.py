@@ -83,9 +83,9 @@ def _receipt(store: ChainStore, tx_id: str) -> Receipt | TxRefused:
 
 
 def _append(genesis: Genesis, log: EvmLog, txs: Sequence[SignedTx], confirmations: int) -> None:
-    size = genesis.params.max_block_txs
-    for i in range(0, len(txs), size):
-        log.ensure([encode_entry(s) for s in txs[i : i + size]], confirmations=confirmations)
+    """One chain transaction per batch of at most ``max_block_txs`` that fits in a block's gas."""
+    for batch in log.split([encode_entry(s) for s in txs], genesis.params.max_block_txs):
+        log.ensure(batch, confirmations=confirmations)
 
 
 class EvmBackend(LedgerBackend):

@@ -200,11 +200,35 @@ class EvmLog:
         if receipt["status"] != 1:
             raise EvmError(f"funding {to} failed on the EVM chain")
 
+    @staticmethod
+    def gas_for(batch: Sequence[bytes]) -> int:
+        return GAS_BASE + GAS_PER_TX * len(batch) + GAS_PER_BYTE * sum(len(b) for b in batch)
+
+    def split(self, entries: Sequence[bytes], max_count: int) -> list[list[bytes]]:
+        """``entries`` in order, cut into batches of at most ``max_count`` that each fit in 80% of
+        the chain's block gas limit (one batch is one chain transaction and so one block)."""
+        budget = int(self.w3.eth.get_block("latest")["gasLimit"]) * 4 // 5
+        out: list[list[bytes]] = []
+        cur: list[bytes] = []
+        gas = GAS_BASE
+        for e in entries:
+            need = GAS_PER_TX + GAS_PER_BYTE * len(e)
+            if GAS_BASE + need > budget:
+                raise EvmError(f"one entry of {len(e)} bytes does not fit in a block of this chain")
+            if cur and (len(cur) >= max_count or gas + need > budget):
+                out.append(cur)
+                cur, gas = [], GAS_BASE
+            cur.append(e)
+            gas += need
+        if cur:
+            out.append(cur)
+        return out
+
     def send(self, batch: Sequence[bytes]) -> str:
         """Send one chain transaction appending ``batch``; its hash (not yet mined, maybe never)."""
         if not batch:
             raise EvmError("an empty batch")
-        gas = GAS_BASE + GAS_PER_TX * len(batch) + GAS_PER_BYTE * sum(len(b) for b in batch)
+        gas = self.gas_for(batch)
         params: Any = _fees(self.w3, self.account.address) | {"gas": gas}
         tx = self.contract.functions.append(list(batch)).build_transaction(params)
         signed = self.account.sign_transaction(tx)
