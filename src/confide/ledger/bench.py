@@ -28,7 +28,7 @@ from .genesis import load_genesis
 from .local import LocalLedger, OrgSpec, init_workspace
 from .tx import TX_DOMAIN, SignedTx, build_tx
 
-__all__ = ["bench_txs", "run_ledger_bench", "setup_txs", "verify_rate"]
+__all__ = ["bench_txs", "figures", "run_ledger_bench", "setup_txs", "verify_rate"]
 
 _SCHEMA = [{"name": f"c{i}", "type": "int64", "nullable": True, "description": ""} for i in range(8)]
 
@@ -68,6 +68,36 @@ def _setup(d: Path, suite: str, clients: int, block_txs: int) -> tuple[LocalLedg
     analysts = [Identity.generate(suite) for _ in range(clients)]
     setup_txs(led.backend, led.key("tax-admin"), led.key("bank-admin"), analysts)
     return led, analysts
+
+
+def figures(
+    *,
+    txs: int,
+    block_txs: int,
+    blocks: int,
+    suite: str,
+    ordered_s: float,
+    total_s: float,
+    sign_s: float,
+    verify_per_s: float,
+    roots_match: bool,
+) -> dict[str, Any]:
+    """The benchmark's JSON line (the same keys for every backend)."""
+    return {
+        "bench": "ledger",
+        "suite": suite,
+        "txs": txs,
+        "block_txs": block_txs,
+        "blocks": blocks,
+        "committed_tx_per_s": round(txs / total_s, 1),
+        "orderer_tx_per_s": round(txs / ordered_s, 1),
+        "client_sign_per_s": round(txs / sign_s, 1),
+        "verify_per_s": round(verify_per_s, 1),
+        "committed_over_verify": round(txs / total_s / verify_per_s, 4),
+        "seconds": round(total_s, 3),
+        "replica_state_root_matches": roots_match,
+        "cores": os.cpu_count(),
+    }
 
 
 def bench_txs(analysts: list[Identity], chain: str, now: int, txs: int) -> list[SignedTx]:
@@ -155,19 +185,6 @@ def run_ledger_bench(
     if tmp is not None:
         tmp.cleanup()
     total = t_end - t_start
-    result = {
-        "bench": "ledger",
-        "suite": suite,
-        "txs": txs,
-        "block_txs": block_txs,
-        "blocks": final_height - start_height,
-        "committed_tx_per_s": round(txs / total, 1),
-        "orderer_tx_per_s": round(txs / (t_ordered - t_start), 1),
-        "client_sign_per_s": round(txs / sign_s, 1),
-        "verify_per_s": round(verify_per_s, 1),
-        "committed_over_verify": round(txs / total / verify_per_s, 4),
-        "seconds": round(total, 3),
-        "replica_state_root_matches": msg[2] == orderer_root,
-        "cores": os.cpu_count(),
-    }
-    return result
+    return figures(txs=txs, block_txs=block_txs, blocks=final_height - start_height, suite=suite,
+                   ordered_s=t_ordered - t_start, total_s=total, sign_s=sign_s, verify_per_s=verify_per_s,
+                   roots_match=msg[2] == orderer_root)  # fmt: skip

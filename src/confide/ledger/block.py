@@ -25,6 +25,7 @@ from typing import Any
 
 from ..crypto import (
     CanonicalEncodingError,
+    Identity,
     InvalidSignature,
     PublicKey,
     Suite,
@@ -37,7 +38,15 @@ from ..crypto import (
 from .errors import ChainCorrupted
 from .tx import SignedTx
 
-__all__ = ["BLOCK_DOMAIN", "Block", "BlockHeader", "tx_leaves", "verify_block"]
+__all__ = [
+    "BLOCK_DOMAIN",
+    "Block",
+    "BlockHeader",
+    "genesis_header",
+    "sign_block",
+    "tx_leaves",
+    "verify_block",
+]
 
 BLOCK_DOMAIN = b"confide-block-v1\x00"
 ZERO_HASH = "00" * 32
@@ -190,3 +199,26 @@ def _check_derived(block: Block, header: BlockHeader, derivers: Sequence[PublicK
         except InvalidSignature:
             continue
     raise ChainCorrupted(height, "the derived block is not signed by a node of the consortium")
+
+
+def sign_block(identity: Identity, header: BlockHeader, txs: tuple[SignedTx, ...]) -> Block:
+    """A block: ``header`` signed by ``identity`` (the orderer, or on an evm chain the deriving node)."""
+    raw = header.encode()
+    return Block(raw, identity.sign(BLOCK_DOMAIN + raw), txs)
+
+
+def genesis_header(
+    suite: Suite, chain: str, genesis_time: int, genesis_digest: str, *, orderer: str, anchor: str = ""
+) -> BlockHeader:
+    """Block 0's header: no txs, the genesis file's digest; ``orderer`` empty on an evm chain."""
+    return BlockHeader(
+        chain=chain,
+        height=0,
+        prev_hash=ZERO_HASH,
+        tx_root=tx_root(suite, []),
+        tx_count=0,
+        time=genesis_time,
+        orderer=orderer,
+        genesis=genesis_digest,
+        anchor=anchor,
+    )

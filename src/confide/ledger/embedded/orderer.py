@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 
 from ...crypto import Identity
-from ..block import BLOCK_DOMAIN, Block, BlockHeader, tx_root
+from ..block import Block, BlockHeader, genesis_header, sign_block, tx_root
 from ..codes import Result
 from ..contract import BlockInfo, Overlay
 from ..contract.state import ReadCache
@@ -64,21 +64,11 @@ class SoloOrderer:
         self._info: BlockInfo | None = None
 
     def _sign(self, header: BlockHeader, txs: tuple[SignedTx, ...]) -> Block:
-        raw = header.encode()
-        return Block(raw, self.identity.sign(BLOCK_DOMAIN + raw), txs)
+        return sign_block(self.identity, header, txs)
 
     def _genesis_block(self) -> None:
         g = self.genesis
-        header = BlockHeader(
-            chain=g.chain_id,
-            height=0,
-            prev_hash="00" * 32,
-            tx_root=tx_root(g.crypto, []),
-            tx_count=0,
-            time=g.genesis_time,
-            orderer=g.orderer_key_id(),
-            genesis=g.digest(),
-        )
+        header = genesis_header(g.crypto, g.chain_id, g.genesis_time, g.digest(), orderer=g.orderer_key_id())
         self.replica.apply_block(self._sign(header, ()))
 
     def _seen(self, tx_id: str) -> bool:

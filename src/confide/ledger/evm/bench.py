@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
-import os
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from ...crypto import Identity, load_identity
-from ..bench import bench_txs, setup_txs, verify_rate
+from ..bench import bench_txs, figures, setup_txs, verify_rate
 from ..genesis import Genesis
 from .backend import EvmBackend, log_tag
 from .log import EvmLog
@@ -136,19 +135,15 @@ def run_evm_ledger_bench(
         submitter.close()
     if tmp is not None:
         tmp.cleanup()
-    return {
-        "bench": "ledger",
-        "backend": "evm",
-        "suite": "default",
-        "txs": txs,
-        "block_txs": block_txs,
-        "blocks": blocks,
-        "committed_tx_per_s": round(txs / total, 1),
-        "orderer_tx_per_s": round(txs / (t_ordered - t_start), 1),
-        "client_sign_per_s": round(txs / sign_s, 1),
-        "verify_per_s": round(verify_per_s, 1),
-        "committed_over_verify": round(txs / total / verify_per_s, 4),
-        "seconds": round(total, 3),
-        "replica_state_root_matches": msg[2] == root,
-        "cores": os.cpu_count(),
-    }
+    result = figures(
+        txs=txs,
+        block_txs=block_txs,
+        blocks=blocks,
+        suite="default",
+        ordered_s=t_ordered - t_start,
+        total_s=total,
+        sign_s=sign_s,
+        verify_per_s=verify_per_s,
+        roots_match=msg[2] == root,
+    )
+    return {"backend": "evm", **result}

@@ -17,7 +17,7 @@ import struct
 from collections.abc import Sequence
 
 from ...crypto import Identity
-from ..block import BLOCK_DOMAIN, Block, BlockHeader, tx_root
+from ..block import Block, BlockHeader, genesis_header, sign_block, tx_root
 from ..contract import BlockInfo, Overlay
 from ..contract.state import ReadCache
 from ..embedded.replica import Replica
@@ -53,22 +53,12 @@ class Deriver:
         self._pending: list[LogEntry] = []  # read, not yet turned into blocks (over the limit)
 
     def _sign(self, header: BlockHeader, txs: tuple[SignedTx, ...]) -> Block:
-        raw = header.encode()
-        return Block(raw, self.identity.sign(BLOCK_DOMAIN + raw), txs)
+        return sign_block(self.identity, header, txs)
 
     def genesis_block(self) -> Block:
         g = self.genesis
-        header = BlockHeader(
-            chain=g.chain_id,
-            height=0,
-            prev_hash="00" * 32,
-            tx_root=tx_root(g.crypto, []),
-            tx_count=0,
-            time=g.genesis_time,
-            orderer="",
-            genesis=g.digest(),
-            anchor=f"log:{self.log.address.lower()}",
-        )
+        anchor = f"log:{self.log.address.lower()}"
+        header = genesis_header(g.crypto, g.chain_id, g.genesis_time, g.digest(), orderer="", anchor=anchor)
         return self._sign(header, ())
 
     def _reader_at(self, head: BlockHeader) -> LogReader:
