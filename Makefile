@@ -15,7 +15,7 @@ CONSOLE_VENDOR := src/confide/console/static/vendor/arrow.js
 # for the tests); both from chain/evm/package-lock.json.
 EVM_ARTIFACT := src/confide/ledger/evm/ConfideLog.json
 
-.PHONY: demo test lint typecheck unit bench clean help spu-env console browser screenshots evm
+.PHONY: demo test lint typecheck unit bench clean help spu-env console browser screenshots evm etcd
 
 help:
 	@echo "make demo   - set up .venv; run the credit scenario across three org nodes (TEE, simulated) on loopback"
@@ -59,6 +59,9 @@ evm: $(EVM_ARTIFACT)
 browser:
 	@scripts/install-browser.sh
 
+etcd:
+	@scripts/install-etcd.sh
+
 demo: $(STAMP) $(CONSOLE_VENDOR)
 	$(BIN)/confide demo credit --workdir .demo
 
@@ -69,7 +72,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP) $(SPU_STAMP) $(CONSOLE_VENDOR) $(EVM_ARTIFACT) browser
+unit: $(STAMP) $(SPU_STAMP) $(CONSOLE_VENDOR) $(EVM_ARTIFACT) browser etcd
 	pg="$$(scripts/test-postgres.sh)" && eval "$$pg" && $(BIN)/pytest -q
 
 test: lint typecheck unit

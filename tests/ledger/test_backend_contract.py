@@ -23,14 +23,22 @@ from confide.ledger import (
 )
 from confide.ledger.embedded import ChainDB, Replica
 from confide.ledger.genesis import Genesis
+from confide.scenarios.etcdcluster import EtcdCluster, etcd_cluster
 from evmnode import EvmNode, ganache
 from factories import T0, FakeClock, make_genesis
 
-BACKENDS = ["memory", "embedded", "evm"]
+BACKENDS = ["memory", "embedded", "evm", "etcd"]
 
 
 class Harness:
-    def __init__(self, name: str, tmp: Path, max_block_txs: int = 2000, evm: EvmNode | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        tmp: Path,
+        max_block_txs: int = 2000,
+        evm: EvmNode | None = None,
+        etcd: EtcdCluster | None = None,
+    ) -> None:
         self.genesis, self.orderer, self.admins = make_genesis(max_block_txs=max_block_txs)
         self.clock = FakeClock()
         self.name = name
@@ -44,6 +52,11 @@ class Harness:
             log = EvmLog.deploy(evm.url, evm.key, log_tag(self.genesis.chain_id))
             ledger = {"backend": "evm", "evm": {"log_address": log.address, "chain_id": 1337}}
             self.genesis = Genesis.model_validate(self.genesis.model_dump(mode="json") | {"ledger": ledger})
+        if name == "etcd":  # a log of its own on the test's three-member cluster (a fresh genesis digest)
+            self.genesis = Genesis.model_validate(
+                self.genesis.model_dump(mode="json") | {"ledger": {"backend": "etcd"}, "name": f"t{id(self)}"}
+            )
+        self.etcd = etcd
         self.backend = self.open()
 
     def open(self) -> LedgerBackend:
@@ -53,6 +66,9 @@ class Harness:
         if self.name == "evm":
             assert self.evm is not None
             kwargs |= {"rpc_url": self.evm.url, "account_key": self.evm.key}
+        if self.name == "etcd":
+            assert self.etcd is not None
+            kwargs["endpoints"] = self.etcd.urls
         return open_backend(self.name, **kwargs)
 
     def unit_tx(self, org: str, unit: str):
@@ -70,10 +86,18 @@ def evm_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EvmNode]:
         yield node
 
 
+@pytest.fixture(scope="module")
+def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdCluster]:
+    """A three-member etcd cluster (Debian's etcd-server, installed by ``make etcd``)."""
+    with etcd_cluster(tmp_path_factory.mktemp("etcd")) as cluster:
+        yield cluster
+
+
 @pytest.fixture(params=BACKENDS)
 def make(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., Harness]:
     evm = request.getfixturevalue("evm_node") if request.param == "evm" else None
-    return lambda **kw: Harness(request.param, tmp_path, evm=evm, **kw)
+    etcd = request.getfixturevalue("etcd") if request.param == "etcd" else None
+    return lambda **kw: Harness(request.param, tmp_path, evm=evm, etcd=etcd, **kw)
 
 
 def test_registry_lists_backends_and_rejects_unknown() -> None:

@@ -12,10 +12,10 @@ import pytest
 from confide.crypto import Identity
 from confide.ledger import ChainCorrupted, build_tx, open_backend, verify_proof
 from confide.ledger.block import BLOCK_DOMAIN, Block
+from confide.ledger.derived import encode_entry
 from confide.ledger.embedded import ChainDB, Replica
 from confide.ledger.evm import EvmError, EvmLog
 from confide.ledger.evm.backend import log_tag
-from confide.ledger.evm.derive import encode_entry
 from confide.ledger.genesis import Genesis
 from evmnode import EvmNode, ganache
 from factories import T0, FakeClock, make_genesis

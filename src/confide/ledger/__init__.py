@@ -61,3 +61,13 @@ def _evm_backend(**kwargs: Any) -> LedgerBackend:
 
 
 _register("evm", _evm_backend)
+
+
+def _etcd_backend(**kwargs: Any) -> LedgerBackend:
+    """``etcd``: an etcd cluster (Raft) orders; every node derives the blocks."""
+    from .etcd.backend import EtcdBackend
+
+    return EtcdBackend(**kwargs)
+
+
+_register("etcd", _etcd_backend)

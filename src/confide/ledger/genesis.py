@@ -115,10 +115,11 @@ class EvmLedger(_Strict):
 
 class LedgerConfig(_Strict):
     """Which chain orders the consortium's transactions. ``embedded``: the solo orderer signs blocks.
-    ``evm``: an EVM chain orders them and every node derives the same blocks from its log; such
-    derived blocks carry an anchor (the EVM block) and are signed by the node that derived them."""
+    ``evm``: an EVM chain orders them; ``etcd``: an etcd cluster (Raft, one member per org) does.
+    Every node derives the same blocks from the log; such derived blocks carry an anchor (where in
+    the log they come from) and are signed by the node that derived them."""
 
-    backend: Literal["embedded", "evm"] = "embedded"
+    backend: Literal["embedded", "evm", "etcd"] = "embedded"
     evm: EvmLedger = EvmLedger()
 
 
@@ -173,9 +174,9 @@ class Genesis(_Strict):
 
 
 def block_derivers(genesis: Genesis) -> list[str]:
-    """Public keys (hex) that may sign derived (``evm``) blocks: the orderer key's and every node's.
+    """Public keys (hex) that may sign derived (``evm``, ``etcd``) blocks: the orderer key's and every node's.
     Empty for an ``embedded`` consortium, whose blocks only the orderer signs."""
-    if genesis.ledger.backend != "evm":
+    if genesis.ledger.backend == "embedded":
         return []
     return genesis_tls_keys(genesis)
 

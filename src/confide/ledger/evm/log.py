@@ -93,6 +93,7 @@ class LogEntry:
     block_time: int  # seconds, as the EVM block says
     log_index: int
     chain_tx: str
+    time_ms: int = -1  # set by logs that keep ms (etcd); else block_time * 1000
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,108 @@
+"""A local etcd cluster for demos and tests: one member per org (Debian's etcd-server, which
+``make test`` installs), each on its own loopback ports, with short Raft timeouts so a lost member is
+noticed in about half a second. Members can be stopped and started again (same data dir)."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+__all__ = ["EtcdCluster", "etcd_cluster"]
+
+
+def _ports(n: int) -> list[int]:
+    socks, out = [], []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+        out.append(int(s.getsockname()[1]))
+    for s in socks:
+        s.close()
+    return out
+
+
+@dataclass
+class EtcdCluster:
+    root: Path
+    names: list[str]
+    client: list[int]
+    peer: list[int]
+    procs: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def url(self, i: int) -> str:
+        return f"http://127.0.0.1:{self.client[i]}"
+
+    @property
+    def urls(self) -> list[str]:
+        return [self.url(i) for i in range(len(self.names))]
+
+    def start(self, i: int, timeout_s: float = 30.0) -> None:
+        cluster = ",".join(f"{n}=http://127.0.0.1:{p}" for n, p in zip(self.names, self.peer, strict=True))
+        args = [
+            str(shutil.which("etcd") or "etcd"),
+            "--name", self.names[i],
+            "--data-dir", str(self.root / self.names[i]),
+            "--listen-client-urls", self.url(i),
+            "--advertise-client-urls", self.url(i),
+            "--listen-peer-urls", f"http://127.0.0.1:{self.peer[i]}",
+            "--initial-advertise-peer-urls", f"http://127.0.0.1:{self.peer[i]}",
+            "--initial-cluster", cluster,
+            "--initial-cluster-token", "confide-test",
+            "--initial-cluster-state", "new",
+            "--heartbeat-interval", "50",
+            "--election-timeout", "500",
+        ]  # fmt: skip
+        log = (self.root / f"{self.names[i]}.log").open("ab")
+        self.procs[i] = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+
+    def wait_healthy(self, i: int, timeout_s: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self.url(i) + "/health", timeout=2).json().get("health") == "true":
+                    return
+            except (httpx.HTTPError, ValueError):
+                pass
+            if self.procs[i].poll() is not None:
+                raise RuntimeError(f"etcd member {self.names[i]} exited; see {self.root}/{self.names[i]}.log")
+            time.sleep(0.1)
+        raise RuntimeError(f"etcd member {self.names[i]} not healthy in {timeout_s} s")
+
+    def stop(self, i: int) -> None:
+        p = self.procs.pop(i)
+        p.terminate()
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+    def stop_all(self) -> None:
+        for i in list(self.procs):
+            self.stop(i)
+
+
+@contextmanager
+def etcd_cluster(root: Path, members: int = 3) -> Iterator[EtcdCluster]:
+    if shutil.which("etcd") is None:
+        raise RuntimeError("etcd is missing: run 'make etcd' (installs Debian's etcd-server)")
+    root.mkdir(parents=True, exist_ok=True)
+    ports = _ports(2 * members)
+    c = EtcdCluster(root, [f"m{i}" for i in range(members)], ports[:members], ports[members:])
+    try:
+        for i in range(members):
+            c.start(i)
+        for i in range(members):
+            c.wait_healthy(i)
+        yield c
+    finally:
+        c.stop_all()
