@@ -42,7 +42,7 @@ def test_a_member_down_mid_stream_then_back_and_every_node_agrees(tmp_path: Path
                 endpoints=[cluster.url(i)],
                 path=tmp_path / f"node{i}.sqlite",
                 clock=clock,
-            )  # fmt: skip
+            )
             for i in range(3)
         ]
         done: list[str] = []
