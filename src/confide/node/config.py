@@ -32,6 +32,8 @@ class NodeConfig(BaseSettings):
     # An evm consortium (genesis ledger.backend = evm): this node's EVM endpoint and its gas account
     evm_rpc_url: str | None = None
     evm_account_key: Path | None = Field(default=None, description="file holding the 0x... private key")
+    # An etcd consortium (ledger.backend = etcd): the cluster's client URLs, this org's member first
+    etcd_endpoints: list[str] = Field(default_factory=list)
     database_url: str
     data_dir: Path
     node_key: Path

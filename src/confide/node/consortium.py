@@ -73,6 +73,7 @@ def init_consortium(
     evm_rpc_url: str | None = None,
     evm_funder_key: str | None = None,
     evm_confirmations: int = 0,
+    etcd_endpoints: Sequence[str] = (),
 ) -> Path:
     """Create the consortium folders. ``database_url`` may hold ``{org}`` (default: SQLite per node).
 
@@ -100,8 +101,14 @@ def init_consortium(
         ledger_cfg, evm_keys = _evm_setup(
             chain_id, [o.id for o in orgs], evm_rpc_url, evm_funder_key, evm_confirmations
         )
+    elif ledger == "etcd":
+        if len(etcd_endpoints) != len(orgs):
+            raise LedgerError(
+                "an etcd consortium needs one etcd member per org: --etcd-endpoint for each, in order"
+            )
+        ledger_cfg = {"ledger": {"backend": "etcd"}}
     elif ledger != "embedded":
-        raise LedgerError(f"ledger {ledger!r}: embedded or evm")
+        raise LedgerError(f"ledger {ledger!r}: embedded, evm or etcd")
     genesis = Genesis.model_validate(
         {
             "chain_id": chain_id,
@@ -153,11 +160,15 @@ def init_consortium(
             provision_host(d / "tee", od / "tee")
             tee_files = {"tee_dir": "tee", "runtime_build": "../tee/runtime-build.json"}
         db = database_url.format(org=o.id) if database_url else "sqlite:///node.sqlite"
-        evm_files: dict[str, str] = {}
+        evm_files: dict[str, object] = {}
         if o.id in evm_keys:
             (od / "keys" / "evm.key").write_text(evm_keys[o.id] + "\n", encoding="utf-8")
             (od / "keys" / "evm.key").chmod(0o600)
             evm_files = {"evm_rpc_url": str(evm_rpc_url), "evm_account_key": "keys/evm.key"}
+        if ledger == "etcd":  # this org's member first, the others as fallbacks
+            evm_files = {
+                "etcd_endpoints": [etcd_endpoints[i], *(e for j, e in enumerate(etcd_endpoints) if j != i)]
+            }
         _write_json(
             od / "node.json",
             {

@@ -23,7 +23,7 @@ from .local_db import LocalDB
 from .storage import SqlChainStore
 
 if TYPE_CHECKING:
-    from ..ledger.evm.backend import EvmNodeLedger
+    from ..ledger.derived import LogNodeLedger
 
 __all__ = ["NodeContext"]
 
@@ -56,6 +56,8 @@ class NodeContext:
         evm = None
         if genesis.ledger.backend == "evm":
             remote = evm = _evm_ledger(config, genesis, identity, replica, lock)
+        elif genesis.ledger.backend == "etcd":
+            remote = evm = _etcd_ledger(config, genesis, identity, replica, lock)
         elif config.orderer_url is None:
             raise ConfigError("node.json: orderer_url is required (the consortium uses the embedded ledger)")
         else:
@@ -118,7 +120,7 @@ class NodeContext:
 
 def _evm_ledger(
     config: NodeConfig, genesis: Genesis, identity: Identity, replica: Replica, lock: threading.RLock
-) -> EvmNodeLedger:
+) -> LogNodeLedger:
     """The node's link to an evm chain (imported here: web3 is only needed by evm consortia)."""
     from ..ledger.evm.backend import EvmNodeLedger
 
@@ -132,4 +134,19 @@ def _evm_ledger(
         lock=lock,
         rpc_url=config.evm_rpc_url,
         account_key=key,
+    )
+
+
+def _etcd_ledger(
+    config: NodeConfig, genesis: Genesis, identity: Identity, replica: Replica, lock: threading.RLock
+) -> LogNodeLedger:
+    """The node's link to the consortium's etcd cluster (this org's member first)."""
+    from ..ledger.etcd.backend import EtcdNodeLedger
+
+    if not config.etcd_endpoints:
+        raise ConfigError(
+            "node.json: an etcd consortium's node needs etcd_endpoints (its member's URL first)"
+        )
+    return EtcdNodeLedger(
+        genesis=genesis, identity=identity, replica=replica, lock=lock, endpoints=config.etcd_endpoints
     )

@@ -55,7 +55,7 @@ class LocalNetwork:
     base_port: int
     orgs: tuple[str, ...]
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-    ledger: str = "embedded"  # evm: no orderer process; every node follows the EVM log
+    ledger: str = "embedded"  # evm, etcd: no orderer process; every node follows the log
 
     @property
     def bundle(self) -> Path | None:
@@ -135,7 +135,7 @@ class LocalNetwork:
     def sync(self, timeout_s: float = 30.0) -> int:
         """Wait until every node has applied the orderer's head (evm: the highest node's height);
         return that height."""
-        if self.ledger == "evm":
+        if self.ledger != "embedded":
             head = max(int(self.health(o)["height"]) for o in self.orgs)
         else:
             head = int(self.health("orderer")["height"])
@@ -158,6 +158,7 @@ def start_local_network(
     ledger: str = "embedded",
     evm_rpc_url: str | None = None,
     evm_funder_key: str | None = None,
+    etcd_endpoints: Sequence[str] = (),
 ) -> LocalNetwork:
     """``ledger="evm"``: the consortium's log is deployed on the EVM chain at ``evm_rpc_url`` (by the
     funded account ``evm_funder_key``) and no orderer process runs."""
@@ -171,6 +172,7 @@ def start_local_network(
         ledger=ledger,
         evm_rpc_url=evm_rpc_url,
         evm_funder_key=evm_funder_key,
+        etcd_endpoints=etcd_endpoints,
     )
     net = LocalNetwork(root, base, tuple(o.id for o in orgs), ledger=ledger)
     try:

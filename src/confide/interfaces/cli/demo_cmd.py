@@ -124,7 +124,10 @@ def network(
 def credit(
     workdir: Path = typer.Option(Path(".demo"), help="Folder for the consortium (recreated)."),
     enterprises: int = typer.Option(3000, min=200, max=200_000, help="Enterprises in the synthetic data."),
-    ledger: str = typer.Option("embedded", help="embedded (solo orderer) or evm (an EVM chain orders)."),
+    ledger: str = typer.Option(
+        "embedded",
+        help="embedded (solo orderer), evm (a local ganache orders) or etcd (a 3-member etcd cluster).",
+    ),
     evm_rpc: str | None = typer.Option(
         None, help="evm: the chain's JSON-RPC endpoint (default: start a local ganache from chain/evm)."
     ),
@@ -137,10 +140,11 @@ def credit(
     import json
 
     from ...scenarios.credit_demo import run_credit_demo
+    from ...scenarios.etcdcluster import etcd_cluster
     from ...scenarios.evmchain import ganache
 
-    if ledger not in ("embedded", "evm"):
-        raise typer.BadParameter("--ledger: embedded or evm")
+    if ledger not in ("embedded", "evm", "etcd"):
+        raise typer.BadParameter("--ledger: embedded, evm or etcd")
     if workdir.exists():
         shutil.rmtree(workdir)
     console.rule(
@@ -154,6 +158,10 @@ def credit(
                 evm_rpc, evm_key = node.url, node.key
                 console.print(f"  started a local EVM node (ganache) at {evm_rpc}")
             chain = {"ledger": "evm", "evm_rpc_url": evm_rpc, "evm_funder_key": evm_key}
+        if ledger == "etcd":  # one member per org, started here on loopback
+            cluster = stack.enter_context(etcd_cluster(workdir.parent / f"{workdir.name}-etcd"))
+            console.print(f"  started a three-member etcd cluster: {', '.join(cluster.urls)}")
+            chain = {"ledger": "etcd", "etcd_endpoints": cluster.urls}
         out = run_credit_demo(
             workdir, say=lambda s: console.print(f"  {escape(s)}"), enterprises=enterprises, ledger=chain
         )

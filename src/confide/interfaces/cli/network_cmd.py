@@ -32,8 +32,13 @@ def consortium_init(
         None, help="Node database URL, may contain {org}. Default SQLite."
     ),
     tls: bool = typer.Option(True, help="https everywhere, certificates made from the ledger keys."),
-    ledger: str = typer.Option("embedded", help="embedded (solo orderer) or evm (an EVM chain orders)."),
+    ledger: str = typer.Option(
+        "embedded", help="embedded (solo orderer), evm (an EVM chain orders) or etcd (an etcd cluster does)."
+    ),
     evm_rpc: str | None = typer.Option(None, help="evm: the chain's JSON-RPC endpoint."),
+    etcd_endpoint: list[str] = typer.Option(
+        [], help="etcd: one member's client URL per org, in the orgs' order (repeat)."
+    ),
     evm_key: str | None = typer.Option(
         None, envvar="CONFIDE_EVM_KEY", help="evm: a funded account's 0x private key (deploys the log)."
     ),
@@ -65,8 +70,13 @@ def consortium_init(
         evm_rpc_url=evm_rpc,
         evm_funder_key=evm_key,
         evm_confirmations=evm_confirmations,
+        etcd_endpoints=etcd_endpoint,
     )
-    where = f"orderer on port {base_port}" if ledger == "embedded" else f"log on the EVM chain at {evm_rpc}"
+    where = {
+        "embedded": f"orderer on port {base_port}",
+        "evm": f"log on the EVM chain at {evm_rpc}",
+        "etcd": f"log on the etcd cluster {', '.join(etcd_endpoint)}",
+    }.get(ledger, ledger)
     console.print(
         f"consortium {chain_id} in {directory} ({ledger} ledger): {where}, nodes: "
         + ", ".join(f"{e.id} ({base_port + 1 + i})" for i, e in enumerate(entries))
