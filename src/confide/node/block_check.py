@@ -128,7 +128,7 @@ def _prev_link(header: BlockHeader, prev_hash: str) -> Check:
 
 
 def _orderer_signature(replica: Replica, block: Block, header: BlockHeader) -> Check:
-    if replica.derivers:  # an evm chain: derived from the log, signed by the node that derived it
+    if replica.derivers:  # an evm or etcd chain: derived from the log, signed by the node that derived it
         for key in replica.derivers:
             try:
                 key.verify(block.signature, BLOCK_DOMAIN + block.header_bytes)
