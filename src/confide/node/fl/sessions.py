@@ -55,6 +55,7 @@ from ...engines.fl.job import FlSpec, FlSpecError, Participant, dp_record, model
 from ...engines.fl.secagg import SecAggConfig
 from ...ledger.contract.ctx import effective_grant_status
 from ...ledger.contract.fl import threshold as fl_threshold
+from ...ledger.errors import LedgerError
 from ...ledger.tx import build_tx
 from ..context import NodeContext
 from ..enforcement import authorize_task_input
@@ -242,7 +243,7 @@ class FlSessions:
                 "params": out.params.tolist(),
             }
             self.ctx.local.update_fl(run_id, status="done", model=model, model_digest=out.digest)
-        except (FlError, Refused, httpx.HTTPError, OSError) as exc:
+        except (FlError, Refused, LedgerError, httpx.HTTPError, OSError) as exc:
             reason = exc.message if isinstance(exc, Refused) else f"{type(exc).__name__}: {exc}"
             log.warning("fl run %s failed: %s", run_id[:16], reason)
             self.ctx.local.update_fl(run_id, status="failed", reason=reason)
