@@ -125,10 +125,10 @@ def test_batches_are_cut_to_fit_the_block_gas_limit(node: EvmNode) -> None:
 
 def test_the_ledger_benchmark_runs_on_evm_with_the_embedded_keys(node: EvmNode, tmp_path: Path) -> None:
     from confide.ledger.bench import run_ledger_bench
-    from confide.ledger.evm.bench import run_evm_ledger_bench
+    from confide.ledger.derived_bench import run_derived_ledger_bench
 
-    evm = run_evm_ledger_bench(
-        txs=120, block_txs=50, workdir=tmp_path / "e", rpc_url=node.url, account_key=node.key
+    evm = run_derived_ledger_bench(
+        "evm", txs=120, block_txs=50, workdir=tmp_path / "e", endpoint=node.url, account_key=node.key
     )
     embedded = run_ledger_bench(txs=120, block_txs=50, workdir=tmp_path / "m")
     assert set(embedded) <= set(evm) and evm["backend"] == "evm"

@@ -77,6 +77,26 @@ class EtcdCluster:
             time.sleep(0.1)
         raise RuntimeError(f"etcd member {self.names[i]} not healthy in {timeout_s} s")
 
+    def status(self, i: int) -> dict[str, str]:
+        """This member's id and the leader's id, as it sees them."""
+        out = httpx.post(self.url(i) + "/v3/maintenance/status", json={}, timeout=5).json()
+        return {"member": str(out["header"]["member_id"]), "leader": str(out["leader"])}
+
+    def leader(self) -> int:
+        ids = {self.status(i)["member"]: i for i in self.procs}
+        return ids[self.status(next(iter(self.procs)))["leader"]]
+
+    def make_leader(self, i: int, timeout_s: float = 10.0) -> None:
+        """Transfer the Raft leadership to member ``i`` (so stopping it forces an election)."""
+        target = self.status(i)["member"]
+        deadline = time.monotonic() + timeout_s
+        while self.leader() != i:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"member {self.names[i]} did not become the leader")
+            httpx.post(self.url(self.leader()) + "/v3/maintenance/transfer-leadership",
+                       json={"targetID": target}, timeout=5)  # fmt: skip
+            time.sleep(0.1)
+
     def stop(self, i: int) -> None:
         p = self.procs.pop(i)
         p.terminate()

@@ -20,23 +20,30 @@ def ledger(
     block_txs: int = typer.Option(2000, help="Max txs per block."),
     workdir: Path | None = typer.Option(None, help="Folder for the stores (default: a temp dir)."),
     suite: str = typer.Option("default", help="Crypto suite: default or gm."),
-    backend: str = typer.Option("embedded", help="embedded (solo orderer) or evm (an EVM chain orders)."),
-    evm_rpc: str | None = typer.Option(None, help="evm: the chain's endpoint (default: a local ganache)."),
+    backend: str = typer.Option(
+        "embedded", help="embedded (solo orderer), evm or etcd (derived from a log)."
+    ),
+    evm_rpc: str | None = typer.Option(
+        None,
+        "--evm-rpc",
+        "--endpoint",
+        help="evm: the chain's endpoint; etcd: a member (default: start one).",
+    ),
     evm_key: str | None = typer.Option(
         None, envvar="CONFIDE_EVM_KEY", help="evm: a funded account's 0x key."
     ),
 ) -> None:
     """Orderer (or EVM chain) + separate replica process, durable on disk; also raw verify/s on one core."""
-    if backend == "evm":
-        from ...ledger.evm.bench import run_evm_ledger_bench
+    if backend in ("evm", "etcd"):
+        from ...ledger.derived_bench import run_derived_ledger_bench
 
-        out = run_evm_ledger_bench(
-            txs=txs, block_txs=block_txs, workdir=workdir, rpc_url=evm_rpc, account_key=evm_key
+        out = run_derived_ledger_bench(
+            backend, txs=txs, block_txs=block_txs, workdir=workdir, endpoint=evm_rpc, account_key=evm_key
         )
         print(json.dumps(out, sort_keys=True))
         return
     if backend != "embedded":
-        raise typer.BadParameter("--backend: embedded or evm")
+        raise typer.BadParameter("--backend: embedded, evm or etcd")
     from ...ledger.bench import run_ledger_bench
 
     result = run_ledger_bench(txs=txs, block_txs=block_txs, workdir=workdir, suite=suite)

@@ -44,7 +44,9 @@ def _prefix_end(prefix: bytes) -> bytes:
 
 
 class EtcdLog:
-    def __init__(self, endpoints: Sequence[str], namespace: str, *, timeout_s: float = 5.0) -> None:
+    def __init__(
+        self, endpoints: Sequence[str], namespace: str, *, timeout_s: float = 5.0, retry_s: float = 5.0
+    ) -> None:
         """``namespace``: the consortium's (chain id and genesis digest), so one cluster may keep
         several consortia's logs and a node never reads another's."""
         if not endpoints:
@@ -52,29 +54,38 @@ class EtcdLog:
         self.endpoints = [e.rstrip("/") for e in endpoints]
         self.prefix = f"confide/{namespace}/b/".encode()
         self._http = httpx.Client(timeout=timeout_s)
+        self.retry_s = retry_s
         self._next = 0  # the endpoint tried first
 
     def _key(self, n: int) -> bytes:
         return self.prefix + f"{n:016d}".encode()
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        errors = []
-        for i in range(len(self.endpoints)):
-            url = self.endpoints[(self._next + i) % len(self.endpoints)]
-            try:
-                resp = self._http.post(url + path, json=body)
-            except httpx.HTTPError as exc:
-                errors.append(f"{url}: {exc}")
-                continue
-            if resp.status_code >= 500:  # e.g. no leader while the cluster elects one
-                errors.append(f"{url}: {resp.status_code} {resp.text[:200]}")
-                continue
-            if resp.status_code >= 400:
-                raise EtcdError(f"etcd at {url} refused: {resp.text[:300]}")
-            self._next = (self._next + i) % len(self.endpoints)
-            out: dict[str, Any] = resp.json()
-            return out
-        raise EtcdError("no etcd member answered: " + "; ".join(errors))
+        """POST to the first member that answers; while none does (a member down, an election in
+        progress: etcd answers 503 without a leader) retry with backoff for ``retry_s``. A retried
+        append may land twice; the deriver skips the copy (a tx is never applied twice)."""
+        deadline, delay = time.monotonic() + self.retry_s, 0.05
+        while True:
+            errors = []
+            for i in range(len(self.endpoints)):
+                url = self.endpoints[(self._next + i) % len(self.endpoints)]
+                try:
+                    resp = self._http.post(url + path, json=body)
+                except httpx.HTTPError as exc:
+                    errors.append(f"{url}: {exc}")
+                    continue
+                if resp.status_code >= 500:  # e.g. no leader while the cluster elects one
+                    errors.append(f"{url}: {resp.status_code} {resp.text[:200]}")
+                    continue
+                if resp.status_code >= 400:
+                    raise EtcdError(f"etcd at {url} refused: {resp.text[:300]}")
+                self._next = (self._next + i) % len(self.endpoints)
+                out: dict[str, Any] = resp.json()
+                return out
+            if time.monotonic() + delay > deadline:
+                raise EtcdError("no etcd member answered: " + "; ".join(errors))
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
     def head(self) -> int:
         """The number of the last batch (-1: none)."""
