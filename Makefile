@@ -14,8 +14,10 @@ CONSOLE_VENDOR := src/confide/console/static/vendor/arrow.js
 # The EVM ledger backend's log contract, compiled by the pinned solc-js, and ganache (a local EVM node
 # for the tests); both from chain/evm/package-lock.json.
 EVM_ARTIFACT := src/confide/ledger/evm/ConfideLog.json
+# The fabric backend's chaincode (fabric-contract-api, pinned in its package-lock.json).
+FABRIC_STAMP := chain/fabric/chaincode/node_modules/.installed
 
-.PHONY: demo test lint typecheck unit bench clean help spu-env console browser screenshots evm etcd
+.PHONY: demo test lint typecheck unit bench clean help spu-env console browser screenshots evm etcd fabric
 
 help:
 	@echo "make demo   - set up .venv; run the credit scenario across three org nodes (TEE, simulated) on loopback"
@@ -56,6 +58,13 @@ $(EVM_ARTIFACT): chain/evm/package.json chain/evm/package-lock.json chain/evm/Co
 
 evm: $(EVM_ARTIFACT)
 
+$(FABRIC_STAMP): chain/fabric/chaincode/package.json chain/fabric/chaincode/package-lock.json
+	@command -v npm >/dev/null || { echo "error: npm is needed for the Fabric chaincode's tests; install Node.js (Debian: apt-get install nodejs npm)"; exit 1; }
+	cd chain/fabric/chaincode && npm ci --no-audit --no-fund --loglevel=error
+	@touch $(FABRIC_STAMP)
+
+fabric: $(FABRIC_STAMP)
+
 browser:
 	@scripts/install-browser.sh
 
@@ -72,7 +81,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP) $(SPU_STAMP) $(CONSOLE_VENDOR) $(EVM_ARTIFACT) browser etcd
+unit: $(STAMP) $(SPU_STAMP) $(CONSOLE_VENDOR) $(EVM_ARTIFACT) $(FABRIC_STAMP) browser etcd
 	pg="$$(scripts/test-postgres.sh)" && eval "$$pg" && $(BIN)/pytest -q
 
 test: lint typecheck unit
@@ -84,4 +93,4 @@ screenshots: $(STAMP) $(CONSOLE_VENDOR) browser
 	$(BIN)/python -m confide.console.screenshots --out docs/screenshots
 
 clean:
-	rm -rf $(VENV) $(SPU_VENV) .demo .pytest_cache .mypy_cache .ruff_cache console/node_modules $(CONSOLE_VENDOR) chain/evm/node_modules $(EVM_ARTIFACT)
+	rm -rf $(VENV) $(SPU_VENV) .demo .pytest_cache .mypy_cache .ruff_cache console/node_modules $(CONSOLE_VENDOR) chain/evm/node_modules $(EVM_ARTIFACT) chain/fabric/chaincode/node_modules
