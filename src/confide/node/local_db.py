@@ -167,16 +167,20 @@ class LocalDB:
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(select(uses).order_by(uses.c.id))]
 
-    def claim_transfer(self, run: str, dataset: str, quote_digest: str) -> bool:
-        """Record that this input is being sent; ``False`` if it was claimed before (never send twice)."""
-        row = {"run": run, "dataset": dataset, "quote_digest": quote_digest, "status": "sending"}
+    def _insert_once(self, table: Table, row: dict[str, Any]) -> bool:
+        """Insert ``row`` (stamped now); ``False`` if its key is taken (claimed before: never twice)."""
         with self._lock, self.engine.begin() as conn:
             try:
                 with conn.begin_nested():
-                    conn.execute(insert(transfers).values(**row, frames=0, at=int(time.time() * 1000)))
+                    conn.execute(insert(table).values(**row, at=int(time.time() * 1000)))
             except IntegrityError:
                 return False
         return True
+
+    def claim_transfer(self, run: str, dataset: str, quote_digest: str) -> bool:
+        """Record that this input is being sent; ``False`` if it was claimed before (never send twice)."""
+        row = {"run": run, "dataset": dataset, "quote_digest": quote_digest, "status": "sending", "frames": 0}
+        return self._insert_once(transfers, row)
 
     def finish_transfer(
         self, run: str, dataset: str, status: str, input_digest: str | None, frames: int
@@ -196,13 +200,7 @@ class LocalDB:
     def claim_psi(self, run: str, dataset: str, session: str, role: str) -> bool:
         """Record that this dataset takes part in a PSI run; ``False`` if it did before."""
         row = {"run": run, "dataset": dataset, "session": session, "role": role, "status": "running"}
-        with self._lock, self.engine.begin() as conn:
-            try:
-                with conn.begin_nested():
-                    conn.execute(insert(psi_runs).values(**row, reason="", at=int(time.time() * 1000)))
-            except IntegrityError:
-                return False
-        return True
+        return self._insert_once(psi_runs, row | {"reason": ""})
 
     def finish_psi(
         self,
@@ -231,17 +229,7 @@ class LocalDB:
     def claim_mpc(self, run: str, session: str, role: str, party: int, dataset: str | None) -> bool:
         """Record that this node takes part in an MPC run; ``False`` if it did before."""
         row = {"run": run, "session": session, "role": role, "party": party, "dataset": dataset}
-        with self._lock, self.engine.begin() as conn:
-            try:
-                with conn.begin_nested():
-                    conn.execute(
-                        insert(mpc_runs).values(
-                            **row, status="running", reason="", at=int(time.time() * 1000)
-                        )
-                    )
-            except IntegrityError:
-                return False
-        return True
+        return self._insert_once(mpc_runs, row | {"status": "running", "reason": ""})
 
     def finish_mpc(
         self,
@@ -276,14 +264,9 @@ class LocalDB:
 
     def claim_fl(self, run: str, role: str) -> bool:
         """Record that this node takes part in an FL run; ``False`` if it did before."""
-        row = {"run": run, "role": role, "status": "running", "progress": {}, "reason": ""}
-        with self._lock, self.engine.begin() as conn:
-            try:
-                with conn.begin_nested():
-                    conn.execute(insert(fl_runs).values(**row, at=int(time.time() * 1000)))
-            except IntegrityError:
-                return False
-        return True
+        return self._insert_once(
+            fl_runs, {"run": run, "role": role, "status": "running", "progress": {}, "reason": ""}
+        )
 
     def update_fl(self, run: str, **values: Any) -> None:
         if "reason" in values:
