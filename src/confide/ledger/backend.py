@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..crypto import InvalidSignature, Suite, leaf_hash, verify_inclusion
-from .block import BLOCK_DOMAIN, Block, BlockHeader
+from ..crypto import Suite, leaf_hash, verify_inclusion
+from .block import Block, BlockHeader, signed_by_any
 from .errors import UnknownBackend
 from .genesis import Genesis, block_derivers
 from .tx import SignedTx
@@ -87,7 +87,7 @@ def verify_proof(genesis: Genesis, proof: InclusionProof) -> bool:
         header = BlockHeader.decode(header_bytes)
     except ValueError:
         return False
-    if not any(_verifies(suite, k, sig, BLOCK_DOMAIN + header_bytes) for k in signers):
+    if not signed_by_any([suite.load_public(bytes.fromhex(k)) for k in signers], sig, header_bytes):
         return False
     if header.height != proof.height or header.tx_count != proof.tree_size:
         return False
@@ -103,14 +103,6 @@ def verify_proof(genesis: Genesis, proof: InclusionProof) -> bool:
         [bytes.fromhex(p) for p in proof.path],
         bytes.fromhex(header.tx_root),
     )
-
-
-def _verifies(suite: Suite, public_hex: str, sig: bytes, message: bytes) -> bool:
-    try:
-        suite.load_public(bytes.fromhex(public_hex)).verify(sig, message)
-    except (InvalidSignature, ValueError):
-        return False
-    return True
 
 
 class LedgerBackend(ABC):

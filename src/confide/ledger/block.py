@@ -189,16 +189,24 @@ def verify_block(
     return header
 
 
-def _check_derived(block: Block, header: BlockHeader, derivers: Sequence[PublicKey], height: int) -> None:
-    if not header.anchor or header.orderer:
-        raise ChainCorrupted(height, "on an evm chain every block is derived: an anchor and no orderer")
-    for key in derivers:
+def signed_by_any(keys: Sequence[PublicKey], signature: bytes, header_bytes: bytes) -> bool:
+    """Whether one of ``keys`` signed this block header (a derived block: any consortium node)."""
+    for key in keys:
         try:
-            key.verify(block.signature, BLOCK_DOMAIN + block.header_bytes)
-            return
+            key.verify(signature, BLOCK_DOMAIN + header_bytes)
+            return True
         except InvalidSignature:
             continue
-    raise ChainCorrupted(height, "the derived block is not signed by a node of the consortium")
+    return False
+
+
+def _check_derived(block: Block, header: BlockHeader, derivers: Sequence[PublicKey], height: int) -> None:
+    if not header.anchor or header.orderer:
+        raise ChainCorrupted(
+            height, "on an evm or etcd chain every block is derived: an anchor and no orderer"
+        )
+    if not signed_by_any(derivers, block.signature, block.header_bytes):
+        raise ChainCorrupted(height, "the derived block is not signed by a node of the consortium")
 
 
 def sign_block(identity: Identity, header: BlockHeader, txs: tuple[SignedTx, ...]) -> Block:

@@ -35,8 +35,8 @@ from .contract.state import ReadCache
 from .embedded.replica import Replica
 from .embedded.store import ChainDB
 from .errors import LedgerError, TxRefused
-from .evm.log import Cursor, LogEntry
 from .genesis import Genesis
+from .ordered_log import Cursor, LogEntry
 from .store import ChainStore
 from .tx import SignedTx
 
@@ -151,7 +151,7 @@ class Deriver:
                 prev_hash=prev_hash,
                 tx_root=tx_root(suite, txs),
                 tx_count=len(txs),
-                time=max(first.time_ms if first.time_ms >= 0 else first.block_time * 1000, prev.time),
+                time=max(first.time_ms, prev.time),
                 orderer="",
                 anchor=f"{number}:{first.block_hash}",
             )

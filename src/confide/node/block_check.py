@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..crypto import InvalidKey, InvalidSignature, PublicKey
-from ..ledger.block import BLOCK_DOMAIN, ZERO_HASH, Block, BlockHeader, tx_root, verify_block
+from ..ledger.block import BLOCK_DOMAIN, ZERO_HASH, Block, BlockHeader, signed_by_any, tx_root, verify_block
 from ..ledger.embedded import Replica
 from ..ledger.errors import ChainCorrupted
 from ..ledger.tx import TX_DOMAIN, decode_tx
@@ -129,13 +129,11 @@ def _prev_link(header: BlockHeader, prev_hash: str) -> Check:
 
 def _orderer_signature(replica: Replica, block: Block, header: BlockHeader) -> Check:
     if replica.derivers:  # an evm or etcd chain: derived from the log, signed by the node that derived it
-        for key in replica.derivers:
-            try:
-                key.verify(block.signature, BLOCK_DOMAIN + block.header_bytes)
-            except InvalidSignature:
-                continue
+        if signed_by_any(replica.derivers, block.signature, block.header_bytes):
             return Check(
-                "orderer_signature", True, f"derived from the EVM log ({header.anchor}), signed by a node"
+                "orderer_signature",
+                True,
+                f"derived from the ordering log ({header.anchor}), signed by a node",
             )
         return Check(
             "orderer_signature", False, "the derived block is not signed by a node of the consortium"

@@ -20,8 +20,8 @@ from ...crypto import Identity
 from ..derived import LogBackend, LogNodeLedger
 from ..embedded.replica import Replica
 from ..errors import LedgerError
-from ..evm.log import Cursor
 from ..genesis import Genesis
+from ..ordered_log import Cursor
 from .log import MAX_BATCH_BYTES, EtcdLog, EtcdReader, now_ms
 
 __all__ = ["EtcdBackend", "EtcdNodeLedger", "EtcdSource"]

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 
 from ..errors import LedgerError
-from ..evm.log import Cursor, LogEntry
+from ..ordered_log import Cursor, LogEntry
 
 __all__ = ["EtcdError", "EtcdLog", "EtcdReader"]
 
@@ -151,7 +151,7 @@ class EtcdReader:
         batches = self.log.batches(c.block_number + 1, self.span)
         for n, rev, t, raw in batches:
             for i, e in enumerate(raw):
-                entries.append(LogEntry(i, e, n, rev, t // 1000, i, "", time_ms=t))
+                entries.append(LogEntry(i, e, n, rev, t, i, ""))
         if batches:
             n, rev, _, _ = batches[-1]
             self.cursor = Cursor(n, rev)

@@ -31,6 +31,8 @@ from eth_account import Account  # noqa: E402
 from web3 import HTTPProvider, Web3  # noqa: E402
 from web3.exceptions import TransactionNotFound  # noqa: E402
 
+from ..ordered_log import Cursor, LogEntry  # noqa: E402
+
 # py_ecc (imported by web3) raises the interpreter's recursion limit to 100000 for its own use, which
 # we never call; that limit would let deeply nested input overflow the C stack in json and friends
 # (a crash instead of a RecursionError). Put it back.
@@ -82,26 +84,6 @@ def load_artifact() -> Artifact:
         ) from None
     data = json.loads(raw)
     return Artifact(data["abi"], data["bytecode"], data["solc"], data["source_sha256"])
-
-
-@dataclass(frozen=True)
-class LogEntry:
-    seq: int
-    signed_tx: bytes
-    block_number: int
-    block_hash: str
-    block_time: int  # seconds, as the EVM block says
-    log_index: int
-    chain_tx: str
-    time_ms: int = -1  # set by logs that keep ms (etcd); else block_time * 1000
-
-
-@dataclass(frozen=True)
-class Cursor:
-    """The last block a reader read (-1: none yet), so a restarted reader resumes after it."""
-
-    block_number: int = -1
-    block_hash: str = ""
 
 
 @dataclass(frozen=True)
@@ -179,7 +161,7 @@ class EvmLog:
                     signed_tx=bytes(ev["args"]["signedTx"]),
                     block_number=n,
                     block_hash=Web3.to_hex(log["blockHash"]),
-                    block_time=times[n],
+                    time_ms=times[n] * 1000,
                     log_index=int(log["logIndex"]),
                     chain_tx=Web3.to_hex(log["transactionHash"]),
                 )
