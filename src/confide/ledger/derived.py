@@ -330,13 +330,16 @@ class LogNodeLedger(LedgerBackend):
             return blocks
 
     def _caught_up(self, tip: int) -> bool:
-        reader = self.deriver.reader
-        return (
-            reader is not None
-            and reader.cursor.block_number >= tip
-            and not self.deriver.pending
-            and self.replica.height >= self._derived_height
-        )
+        # under the lock: the follower derives (advancing the cursor) and applies under it, so the
+        # cursor, the pending entries and the derived height are read as one state
+        with self.lock:
+            reader = self.deriver.reader
+            return (
+                reader is not None
+                and reader.cursor.block_number >= tip
+                and not self.deriver.pending
+                and self.replica.height >= self._derived_height
+            )
 
     def catch_up(self) -> None:
         """Wait until this node applied every batch readable now: a tx is admitted against the same

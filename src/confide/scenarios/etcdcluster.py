@@ -5,7 +5,6 @@ noticed in about half a second. Members can be stopped and started again (same d
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -15,19 +14,9 @@ from pathlib import Path
 
 import httpx
 
+from .localnet import free_port_block
+
 __all__ = ["EtcdCluster", "etcd_cluster"]
-
-
-def _ports(n: int) -> list[int]:
-    socks, out = [], []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        out.append(int(s.getsockname()[1]))
-    for s in socks:
-        s.close()
-    return out
 
 
 @dataclass
@@ -116,7 +105,8 @@ def etcd_cluster(root: Path, members: int = 3) -> Iterator[EtcdCluster]:
     if shutil.which("etcd") is None:
         raise RuntimeError("etcd is missing: run 'make etcd' (installs Debian's etcd-server)")
     root.mkdir(parents=True, exist_ok=True)
-    ports = _ports(2 * members)
+    base = free_port_block(2 * members)
+    ports = list(range(base, base + 2 * members))
     c = EtcdCluster(root, [f"m{i}" for i in range(members)], ports[:members], ports[members:])
     try:
         for i in range(members):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -16,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from .localnet import free_port_block
 
 __all__ = ["GANACHE", "EvmNode", "ganache"]
 
@@ -52,12 +53,6 @@ class EvmNode:
             raise RuntimeError("evm_revert failed")
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def ganache(log: Path, *, instamine: str = "eager", start_ms: int | None = None) -> Iterator[EvmNode]:
     """A ganache process for the ``with`` block. ``start_ms``: the chain's clock starts there (then
@@ -65,7 +60,7 @@ def ganache(log: Path, *, instamine: str = "eager", start_ms: int | None = None)
     if not GANACHE.exists():
         raise RuntimeError(f"{GANACHE} is missing: run 'make evm' (installs ganache from chain/evm)")
     key = "0x" + secrets.token_hex(32)
-    port = _port()
+    port = free_port_block(1)
     args = [
         str(GANACHE),
         "--server.host", "127.0.0.1",

@@ -8,6 +8,7 @@ sends SIGTERM and waits, so nothing is left running.
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import ssl
@@ -29,13 +30,23 @@ from ..node.consortium import OrgEntry, init_consortium
 __all__ = ["LocalNetwork", "free_port_block", "start_local_network"]
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        lo, hi = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(lo), int(hi)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
 def free_port_block(n: int) -> int:
-    """A base port such that base .. base+n-1 are free on 127.0.0.1 right now."""
-    for _ in range(100):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = int(s.getsockname()[1])
-        if base + n < 65535 and all(_free(p) for p in range(base, base + n)):
+    """A base port such that base .. base+n-1 are free on 127.0.0.1 right now, chosen *below* the
+    kernel's ephemeral range: ports handed out for outgoing connections (every node, etcd member
+    and test client makes many) can never take one between this check and the server's bind."""
+    lo, _ = _ephemeral_range()
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(10_000, max(10_001, lo - n))
+        if all(_free(p) for p in range(base, base + n)):
             return base
     raise RuntimeError("could not find free ports on 127.0.0.1")
 

@@ -182,9 +182,11 @@ def node_start(
     except ConfigError as exc:
         fail(str(exc))
         return
-    source = (
-        cfg.orderer_url if ctx.genesis.ledger.backend == "embedded" else f"the EVM log at {cfg.evm_rpc_url}"
-    )
+    source = {
+        "embedded": cfg.orderer_url,
+        "evm": f"the EVM log at {cfg.evm_rpc_url}",
+        "etcd": f"the etcd log at {', '.join(cfg.etcd_endpoints)}",
+    }[ctx.genesis.ledger.backend]
     console.print(f"node {cfg.org} on {cfg.url}, following {source} from height {ctx.replica.height}")
     cert = str(cfg.tls_cert) if cfg.tls_cert is not None else None
     app = create_node_app(ctx)
