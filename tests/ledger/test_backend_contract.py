@@ -24,10 +24,11 @@ from confide.ledger import (
 from confide.ledger.embedded import ChainDB, Replica
 from confide.ledger.genesis import Genesis
 from confide.scenarios.etcdcluster import EtcdCluster, etcd_cluster
+from confide.scenarios.fabricnet import FabricNet, fabric_network
 from evmnode import EvmNode, ganache
 from factories import T0, FakeClock, make_genesis
 
-BACKENDS = ["memory", "embedded", "evm", "etcd"]
+BACKENDS = ["memory", "embedded", "evm", "etcd", "fabric"]
 
 
 class Harness:
@@ -38,6 +39,7 @@ class Harness:
         max_block_txs: int = 2000,
         evm: EvmNode | None = None,
         etcd: EtcdCluster | None = None,
+        fabric: FabricNet | None = None,
     ) -> None:
         self.genesis, self.orderer, self.admins = make_genesis(max_block_txs=max_block_txs)
         self.clock = FakeClock()
@@ -56,7 +58,19 @@ class Harness:
             self.genesis = Genesis.model_validate(
                 self.genesis.model_dump(mode="json") | {"ledger": {"backend": "etcd"}, "name": f"t{id(self)}"}
             )
-        self.etcd = etcd
+        if name == "fabric":  # a fresh chaincode name on the stand-in channel: a log of its own
+            from confide.ledger.fabric.gateway import FabricGateway
+            from confide.ledger.fabric.log import FabricLog
+            from confide.ledger.ordered_log import log_tag
+
+            assert fabric is not None
+            chaincode = f"log-{id(self)}"
+            gw = FabricGateway(fabric.endpoint, fabric.identity("Org1MSP"), fabric.channel, chaincode)
+            FabricLog(gw).init(log_tag(self.genesis.chain_id))
+            gw.close()
+            ledger = {"backend": "fabric", "fabric": {"channel": fabric.channel, "chaincode": chaincode}}
+            self.genesis = Genesis.model_validate(self.genesis.model_dump(mode="json") | {"ledger": ledger})
+        self.etcd, self.fabric = etcd, fabric
         self.backend = self.open()
 
     def open(self) -> LedgerBackend:
@@ -69,6 +83,9 @@ class Harness:
         if self.name == "etcd":
             assert self.etcd is not None
             kwargs["endpoints"] = self.etcd.urls
+        if self.name == "fabric":
+            assert self.fabric is not None
+            kwargs |= {"gateway": self.fabric.endpoint, "fabric_identity": self.fabric.identity("Org1MSP")}
         return open_backend(self.name, **kwargs)
 
     def unit_tx(self, org: str, unit: str):
@@ -93,11 +110,19 @@ def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdCluster]:
         yield cluster
 
 
+@pytest.fixture(scope="module")
+def fabric(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FabricNet]:
+    """The Fabric Gateway stand-in driving the real chaincode (``make fabric`` installs it)."""
+    with fabric_network(tmp_path_factory.mktemp("fabric"), ["Org1MSP", "Org2MSP"]) as net:
+        yield net
+
+
 @pytest.fixture(params=BACKENDS)
 def make(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., Harness]:
     evm = request.getfixturevalue("evm_node") if request.param == "evm" else None
     etcd = request.getfixturevalue("etcd") if request.param == "etcd" else None
-    return lambda **kw: Harness(request.param, tmp_path, evm=evm, etcd=etcd, **kw)
+    fabric = request.getfixturevalue("fabric") if request.param == "fabric" else None
+    return lambda **kw: Harness(request.param, tmp_path, evm=evm, etcd=etcd, fabric=fabric, **kw)
 
 
 def test_registry_lists_backends_and_rejects_unknown() -> None:

@@ -71,3 +71,13 @@ def _etcd_backend(**kwargs: Any) -> LedgerBackend:
 
 
 _register("etcd", _etcd_backend)
+
+
+def _fabric_backend(**kwargs: Any) -> LedgerBackend:
+    """``fabric``: a Fabric channel orders (the ConfideLog chaincode, through the Gateway)."""
+    from .fabric.backend import FabricBackend
+
+    return FabricBackend(**kwargs)
+
+
+_register("fabric", _fabric_backend)

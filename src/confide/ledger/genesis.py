@@ -19,7 +19,9 @@ from ..crypto import InvalidKey, Suite, canonical_bytes, get_suite
 from .errors import GenesisError
 
 __all__ = [
+    "ChainMakerLedger",
     "EvmLedger",
+    "FabricLedger",
     "Genesis",
     "GenesisOrg",
     "LedgerConfig",
@@ -113,14 +115,37 @@ class EvmLedger(_Strict):
     confirmations: int = Field(default=0, ge=0, le=1000, description="blocks deep before a block is read")
 
 
+class ChainMakerLedger(_Strict):
+    """Where a ``chainmaker`` consortium's log lives: the same ``ConfideLog.sol`` on ChainMaker's EVM
+    runtime (see docs/ledger-chainmaker.md). Each node's own SDK config (``sdk_config.yml``: its
+    client certificate, key and the nodes it talks to) is in its node.json, not here."""
+
+    chain_id: str = Field(
+        default="chain1", pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="ChainMaker chain id"
+    )
+    contract_name: str = Field(default="confide_log", pattern=r"^[A-Za-z0-9_]{1,64}$")
+
+
+class FabricLedger(_Strict):
+    """Where a ``fabric`` consortium's log lives: the ``ConfideLog`` chaincode on a channel (see
+    docs/ledger-fabric.md). Each node's Gateway peer, MSP id, certificate and key are in its
+    node.json."""
+
+    channel: str = Field(default="confide", pattern=r"^[a-z][a-z0-9.-]{0,248}$")
+    chaincode: str = Field(default="confide-log", pattern=r"^[A-Za-z0-9_.+-]{1,64}$")
+
+
 class LedgerConfig(_Strict):
     """Which chain orders the consortium's transactions. ``embedded``: the solo orderer signs blocks.
-    ``evm``: an EVM chain orders them; ``etcd``: an etcd cluster (Raft, one member per org) does.
+    ``evm``: an EVM chain orders them; ``etcd``: an etcd cluster (Raft, one member per org) does;
+    ``chainmaker`` and ``fabric``: those networks do (the log contract or chaincode).
     Every node derives the same blocks from the log; such derived blocks carry an anchor (where in
     the log they come from) and are signed by the node that derived them."""
 
-    backend: Literal["embedded", "evm", "etcd"] = "embedded"
+    backend: Literal["embedded", "evm", "etcd", "chainmaker", "fabric"] = "embedded"
     evm: EvmLedger = EvmLedger()
+    chainmaker: ChainMakerLedger = ChainMakerLedger()
+    fabric: FabricLedger = FabricLedger()
 
 
 class Genesis(_Strict):

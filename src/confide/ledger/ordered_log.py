@@ -4,9 +4,13 @@ from the logs' own modules so one backend never imports another's client librari
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["Cursor", "LogEntry"]
+from .errors import LedgerError
+
+__all__ = ["Cursor", "LogEntry", "log_tag", "split_batches"]
 
 
 @dataclass(frozen=True)
@@ -26,3 +30,27 @@ class Cursor:
 
     block_number: int = -1
     block_hash: str = ""
+
+
+def log_tag(chain_id: str) -> bytes:
+    """The tag binding a log (the EVM ``ConfideLog``, the Fabric chaincode, ChainMaker's contract) to
+    one consortium: a node refuses a log whose tag is not its chain id's."""
+    return hashlib.sha256(b"confide-log/" + chain_id.encode("utf-8")).digest()
+
+
+def split_batches(entries: Sequence[bytes], max_count: int, max_bytes: int, where: str) -> list[list[bytes]]:
+    """``entries`` in order, cut into batches of at most ``max_count`` entries and ``max_bytes``."""
+    out: list[list[bytes]] = []
+    cur: list[bytes] = []
+    size = 0
+    for e in entries:
+        if len(e) > max_bytes:
+            raise LedgerError(f"a signed tx of {len(e)} bytes is larger than {where} batch allows")
+        if cur and (len(cur) >= max_count or size + len(e) > max_bytes):
+            out.append(cur)
+            cur, size = [], 0
+        cur.append(e)
+        size += len(e)
+    if cur:
+        out.append(cur)
+    return out

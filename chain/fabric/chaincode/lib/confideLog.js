@@ -4,7 +4,7 @@
 // contract (a Python state machine), which verifies each signature and decides. This chaincode
 // interprets nothing: it numbers each appended signed transaction, keeps it under its number and
 // emits one "Appended" chaincode event per Fabric transaction (Fabric keeps only the last event a
-// transaction sets, so a batch is one event: {first, count, entries}).
+// transaction sets, so a batch is one event: {first, count, time, entries}).
 
 const { Contract } = require("fabric-contract-api");
 
@@ -33,6 +33,13 @@ function decodeBatch(txsJson) {
     if (raw.length === 0 || raw.length > MAX_ENTRY_BYTES) throw new Error(`entry ${i}: 1 to ${MAX_ENTRY_BYTES} bytes`);
     return raw;
   });
+}
+
+// The transaction's time (ms): the proposal's channel-header timestamp, the same on every endorser.
+// It becomes the batch's time, as the appender's clock stamps an etcd batch.
+function txTimeMs(ctx) {
+  const ts = ctx.stub.getTxTimestamp();
+  return Number(ts.seconds.toString()) * 1000 + Math.floor(ts.nanos / 1e6);
 }
 
 class ConfideLog extends Contract {
@@ -67,7 +74,7 @@ class ConfideLog extends Contract {
     const first = await this.Count(ctx);
     for (let i = 0; i < entries.length; i++) await ctx.stub.putState(seqKey(first + i), entries[i]);
     await ctx.stub.putState("count", Buffer.from(String(first + entries.length)));
-    const event = { first, count: entries.length, entries: entries.map((e) => e.toString("base64")) };
+    const event = { first, count: entries.length, time: txTimeMs(ctx), entries: entries.map((e) => e.toString("base64")) };
     ctx.stub.setEvent("Appended", Buffer.from(JSON.stringify(event)));
     return first;
   }

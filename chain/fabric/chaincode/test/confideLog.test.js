@@ -11,6 +11,7 @@ function ctx() {
   const stub = {
     async getState(k) { return state.has(k) ? Buffer.from(state.get(k)) : Buffer.alloc(0); },
     async putState(k, v) { state.set(k, Buffer.from(v)); },
+    getTxTimestamp() { return { seconds: { toString: () => "1700000000" }, nanos: 123456789 }; },
     setEvent(name, payload) { events.push({ name, payload: JSON.parse(Buffer.from(payload).toString()) }); },
     async getStateByRange(a, b) {
       const keys = [...state.keys()].filter((k) => k >= a && k < b).sort();
@@ -36,7 +37,7 @@ test("batches are numbered in order, kept, and emitted as one event", async () =
   assert.equal(await log.Count(c), 4);
   assert.deepEqual(JSON.parse(await log.Entries(c, "1", "2")), [b64("tx-1"), b64("tx-2")]);
   assert.equal(c.events.length, 2);
-  assert.deepEqual(c.events[0], { name: "Appended", payload: { first: 0, count: 3, entries: [b64("tx-0"), b64("tx-1"), b64("tx-2")] } });
+  assert.deepEqual(c.events[0], { name: "Appended", payload: { first: 0, count: 3, time: 1700000000123, entries: [b64("tx-0"), b64("tx-1"), b64("tx-2")] } });
   assert.equal(await log.Tag(c), TAG);
 });
 

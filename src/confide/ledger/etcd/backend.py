@@ -21,7 +21,7 @@ from ..derived import LogBackend, LogNodeLedger
 from ..embedded.replica import Replica
 from ..errors import LedgerError
 from ..genesis import Genesis
-from ..ordered_log import Cursor
+from ..ordered_log import Cursor, split_batches
 from .log import MAX_BATCH_BYTES, EtcdLog, EtcdReader, now_ms
 
 __all__ = ["EtcdBackend", "EtcdNodeLedger", "EtcdSource"]
@@ -46,20 +46,7 @@ class EtcdSource:
         return self.log.head()
 
     def split(self, entries: Sequence[bytes], max_count: int) -> list[list[bytes]]:
-        out: list[list[bytes]] = []
-        cur: list[bytes] = []
-        size = 0
-        for e in entries:
-            if len(e) > MAX_BATCH_BYTES:
-                raise LedgerError(f"a signed tx of {len(e)} bytes is larger than an etcd batch allows")
-            if cur and (len(cur) >= max_count or size + len(e) > MAX_BATCH_BYTES):
-                out.append(cur)
-                cur, size = [], 0
-            cur.append(e)
-            size += len(e)
-        if cur:
-            out.append(cur)
-        return out
+        return split_batches(entries, max_count, MAX_BATCH_BYTES, "an etcd")
 
     def append(self, batch: Sequence[bytes]) -> None:
         self.log.append(batch, self.clock())

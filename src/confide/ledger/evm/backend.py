@@ -3,7 +3,6 @@ derives the blocks from its log (``ledger.derived``). See docs/ledger-evm.md."""
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -13,14 +12,10 @@ from ..derived import LogBackend, LogNodeLedger
 from ..embedded.replica import Replica
 from ..errors import LedgerError
 from ..genesis import Genesis
+from ..ordered_log import log_tag
 from .log import Cursor, EvmError, EvmLog, LogReader
 
 __all__ = ["EvmBackend", "EvmNodeLedger", "EvmSource", "log_tag", "open_log"]
-
-
-def log_tag(chain_id: str) -> bytes:
-    """The ``ConfideLog`` tag of a consortium: binds the log to its Confide chain id."""
-    return hashlib.sha256(b"confide-log/" + chain_id.encode("utf-8")).digest()
 
 
 def open_log(genesis: Genesis, rpc_url: str, account_key: str, log_address: str | None = None) -> EvmLog:
