@@ -1,6 +1,6 @@
 """The credit scenario unchanged on the derived-chain ledgers: ``evm`` (a real local EVM node,
-ganache) and ``etcd`` (a three-member etcd cluster). The nodes follow the log instead of an
-orderer, and the result is the same as on the embedded ledger."""
+ganache), ``etcd`` (a three-member etcd cluster) and ``fabric`` (the Gateway stand-in). The nodes
+follow the log instead of an orderer, and the result is the same as on the embedded ledger."""
 
 from __future__ import annotations
 
@@ -8,9 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from confide.ledger.fabric.gateway import FabricGateway
+from confide.ledger.fabric.log import FabricLog
+from confide.node.consortium import FabricOrg
 from confide.scenarios.credit_demo import CreditDemo, run_credit_demo
 from confide.scenarios.etcdcluster import etcd_cluster
 from confide.scenarios.evmchain import ganache
+from confide.scenarios.fabricnet import fabric_network
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -44,4 +48,22 @@ def test_the_credit_scenario_gives_the_same_scores_on_the_etcd_ledger(
     with etcd_cluster(tmp_path / "etcd") as cluster:
         chain = {"ledger": "etcd", "etcd_endpoints": cluster.urls}
         out = run_credit_demo(tmp_path / "c", say=lambda _: None, enterprises=600, ledger=chain)
+    _same(out, embedded, tmp_path / "c")
+
+
+def test_the_credit_scenario_gives_the_same_scores_on_the_fabric_ledger(
+    embedded: CreditDemo, tmp_path: Path
+) -> None:
+    """Through the Fabric Gateway stand-in, which runs the real chaincode (docs/ledger-fabric.md)."""
+    msps = ["BankMSP", "TaxMSP", "PowerMSP"]
+    with fabric_network(tmp_path / "fabric", msps, chaincodes=["confide-log"]) as net:
+        orgs = [FabricOrg(net.endpoint, m, *net.clients[m]) for m in msps]
+        out = run_credit_demo(
+            tmp_path / "c",
+            say=lambda _: None,
+            enterprises=600,
+            ledger={"ledger": "fabric", "fabric_orgs": orgs},
+        )
+        log = FabricLog(FabricGateway(net.endpoint, net.identity("BankMSP"), net.channel, "confide-log"))
+        assert log.count() >= 13  # the txs went through the channel
     _same(out, embedded, tmp_path / "c")

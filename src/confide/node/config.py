@@ -34,6 +34,12 @@ class NodeConfig(BaseSettings):
     evm_account_key: Path | None = Field(default=None, description="file holding the 0x... private key")
     # An etcd consortium (ledger.backend = etcd): the cluster's client URLs, this org's member first
     etcd_endpoints: list[str] = Field(default_factory=list)
+    # A fabric consortium (ledger.backend = fabric): the gateway peer and this org's Fabric identity
+    fabric_gateway: str | None = Field(default=None, description="host:port of the Fabric Gateway peer")
+    fabric_msp_id: str | None = None
+    fabric_cert: Path | None = Field(default=None, description="the client certificate its Fabric CA issued")
+    fabric_key: Path | None = None
+    fabric_tls_root: Path | None = Field(default=None, description="the gateway's TLS CA (unset: plaintext)")
     database_url: str
     data_dir: Path
     node_key: Path
@@ -114,6 +120,9 @@ def load_node_config(folder: str | Path) -> NodeConfig:
         "console_tls_cert",
         "console_tls_key",
         "evm_account_key",
+        "fabric_cert",
+        "fabric_key",
+        "fabric_tls_root",
     ):
         if key in raw and not Path(raw[key]).is_absolute():
             raw[key] = str(d / raw[key])

@@ -28,7 +28,7 @@ from ..engines.tee.platform import make_authority, provision_host
 from ..ledger.errors import LedgerError
 from ..ledger.genesis import Genesis
 
-__all__ = ["OrgEntry", "init_consortium"]
+__all__ = ["FabricOrg", "OrgEntry", "init_consortium"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,17 @@ class OrgEntry:
     id: str
     name: str
     credit_code: str | None = None
+
+
+@dataclass(frozen=True)
+class FabricOrg:
+    """An org's way into a Fabric channel: its gateway peer and the client identity its Fabric CA
+    issued (MSP id, certificate and key files; copied into the org's ``keys/``)."""
+
+    gateway: str
+    msp_id: str
+    cert: Path
+    key: Path
 
 
 def _write_json(path: Path, obj: dict[str, object]) -> None:
@@ -74,6 +85,9 @@ def init_consortium(
     evm_funder_key: str | None = None,
     evm_confirmations: int = 0,
     etcd_endpoints: Sequence[str] = (),
+    fabric_orgs: Sequence[FabricOrg] = (),
+    fabric_channel: str = "confide",
+    fabric_chaincode: str = "confide-log",
 ) -> Path:
     """Create the consortium folders. ``database_url`` may hold ``{org}`` (default: SQLite per node).
 
@@ -81,7 +95,9 @@ def init_consortium(
     (``certs/``), and all URLs are https. With ``ledger="evm"`` the consortium's log is deployed on
     the EVM chain at ``evm_rpc_url`` by the account ``evm_funder_key`` (0x...), which also sends each
     node's new gas account some funds (skip with a chain whose gas price is 0); there is no orderer
-    process, each node follows the log (see docs/ledger-evm.md).
+    process, each node follows the log (see docs/ledger-evm.md). With ``ledger="fabric"`` the
+    ``ConfideLog`` chaincode already committed on ``fabric_channel`` is bound to this consortium
+    (docs/ledger-fabric.md); ``fabric_orgs`` gives each org's gateway and identity, in order.
     """
     d = Path(directory)
     if (d / "genesis.json").exists():
@@ -107,8 +123,18 @@ def init_consortium(
                 "an etcd consortium needs one etcd member per org: --etcd-endpoint for each, in order"
             )
         ledger_cfg = {"ledger": {"backend": "etcd"}}
+    elif ledger == "fabric":
+        if len(fabric_orgs) != len(orgs):
+            raise LedgerError("a fabric consortium needs each org's gateway and identity, in the orgs' order")
+        _fabric_bind(chain_id, fabric_orgs[0], fabric_channel, fabric_chaincode)
+        ledger_cfg = {
+            "ledger": {
+                "backend": "fabric",
+                "fabric": {"channel": fabric_channel, "chaincode": fabric_chaincode},
+            }
+        }
     elif ledger != "embedded":
-        raise LedgerError(f"ledger {ledger!r}: embedded, evm or etcd")
+        raise LedgerError(f"ledger {ledger!r}: embedded, evm, etcd or fabric")
     genesis = Genesis.model_validate(
         {
             "chain_id": chain_id,
@@ -169,6 +195,17 @@ def init_consortium(
             evm_files = {
                 "etcd_endpoints": [etcd_endpoints[i], *(e for j, e in enumerate(etcd_endpoints) if j != i)]
             }
+        if ledger == "fabric":
+            f = fabric_orgs[i]
+            for src, dst in ((f.cert, "fabric-cert.pem"), (f.key, "fabric-key.pem")):
+                (od / "keys" / dst).write_bytes(Path(src).read_bytes())
+                (od / "keys" / dst).chmod(0o600)
+            evm_files = {
+                "fabric_gateway": f.gateway,
+                "fabric_msp_id": f.msp_id,
+                "fabric_cert": "keys/fabric-cert.pem",
+                "fabric_key": "keys/fabric-key.pem",
+            }
         _write_json(
             od / "node.json",
             {
@@ -216,3 +253,29 @@ def _evm_setup(
         },
     }
     return {"ledger": cfg}, keys
+
+
+def _fabric_bind(chain_id: str, org: FabricOrg, channel: str, chaincode: str) -> None:
+    """Bind the committed ``ConfideLog`` chaincode to this consortium (once; again is a no-op)."""
+    from ..ledger.fabric.gateway import FabricError, FabricGateway
+    from ..ledger.fabric.log import FabricLog
+    from ..ledger.fabric.msp import FabricIdentity
+    from ..ledger.ordered_log import log_tag
+
+    log = FabricLog(
+        FabricGateway(org.gateway, FabricIdentity.load(org.msp_id, org.cert, org.key), channel, chaincode)
+    )
+    try:
+        try:
+            tag = log.tag()
+        except FabricError as exc:
+            if "not initialized" not in str(exc):
+                raise
+            log.init(log_tag(chain_id))
+            return
+        if tag != log_tag(chain_id):
+            raise LedgerError(
+                f"chaincode {chaincode!r} on channel {channel!r} already keeps another consortium's log"
+            )
+    finally:
+        log.close()

@@ -58,6 +58,8 @@ class NodeContext:
             remote = evm = _evm_ledger(config, genesis, identity, replica, lock)
         elif genesis.ledger.backend == "etcd":
             remote = evm = _etcd_ledger(config, genesis, identity, replica, lock)
+        elif genesis.ledger.backend == "fabric":
+            remote = evm = _fabric_ledger(config, genesis, identity, replica, lock)
         elif config.orderer_url is None:
             raise ConfigError("node.json: orderer_url is required (the consortium uses the embedded ledger)")
         else:
@@ -149,4 +151,28 @@ def _etcd_ledger(
         )
     return EtcdNodeLedger(
         genesis=genesis, identity=identity, replica=replica, lock=lock, endpoints=config.etcd_endpoints
+    )
+
+
+def _fabric_ledger(
+    config: NodeConfig, genesis: Genesis, identity: Identity, replica: Replica, lock: threading.RLock
+) -> LogNodeLedger:
+    """The node's link to the consortium's Fabric channel, through its org's gateway peer."""
+    from ..ledger.fabric.backend import FabricNodeLedger
+    from ..ledger.fabric.msp import FabricIdentity
+
+    if not (config.fabric_gateway and config.fabric_msp_id and config.fabric_cert and config.fabric_key):
+        raise ConfigError(
+            "node.json: a fabric consortium's node needs fabric_gateway, fabric_msp_id, fabric_cert "
+            "and fabric_key"
+        )
+    tls_root = config.fabric_tls_root.read_bytes() if config.fabric_tls_root else None
+    return FabricNodeLedger(
+        genesis=genesis,
+        identity=identity,
+        replica=replica,
+        lock=lock,
+        gateway=config.fabric_gateway,
+        fabric_identity=FabricIdentity.load(config.fabric_msp_id, config.fabric_cert, config.fabric_key),
+        tls_root_pem=tls_root,
     )

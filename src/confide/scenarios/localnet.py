@@ -25,7 +25,7 @@ import httpx
 from ..crypto import load_identity
 from ..crypto.tls import client_context
 from ..interfaces.client import Client
-from ..node.consortium import OrgEntry, init_consortium
+from ..node.consortium import FabricOrg, OrgEntry, init_consortium
 
 __all__ = ["LocalNetwork", "free_port_block", "start_local_network"]
 
@@ -170,6 +170,8 @@ def start_local_network(
     evm_rpc_url: str | None = None,
     evm_funder_key: str | None = None,
     etcd_endpoints: Sequence[str] = (),
+    fabric_orgs: Sequence[FabricOrg] = (),
+    fabric_chaincode: str = "confide-log",
 ) -> LocalNetwork:
     """``ledger="evm"``: the consortium's log is deployed on the EVM chain at ``evm_rpc_url`` (by the
     funded account ``evm_funder_key``) and no orderer process runs."""
@@ -184,6 +186,8 @@ def start_local_network(
         evm_rpc_url=evm_rpc_url,
         evm_funder_key=evm_funder_key,
         etcd_endpoints=etcd_endpoints,
+        fabric_orgs=fabric_orgs,
+        fabric_chaincode=fabric_chaincode,
     )
     net = LocalNetwork(root, base, tuple(o.id for o in orgs), ledger=ledger)
     try:

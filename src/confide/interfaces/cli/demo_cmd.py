@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +121,22 @@ def network(
         raise typer.Exit(1)
 
 
+@contextlib.contextmanager
+def _fabric_chain(workdir: Path) -> Iterator[dict[str, Any]]:
+    """The Fabric Gateway stand-in on loopback (the real chaincode behind it), one MSP per org."""
+    from ...node.consortium import FabricOrg
+    from ...scenarios.fabricnet import fabric_network
+    from ...scenarios.network_demo import NETWORK_ORGS
+
+    msps = {o.id: f"{o.id.title()}MSP" for o in NETWORK_ORGS}
+    with fabric_network(
+        workdir.parent / f"{workdir.name}-fabric", list(msps.values()), chaincodes=["confide-log"]
+    ) as net:
+        console.print(f"  started the Fabric Gateway stand-in at {net.endpoint} (channel {net.channel})")
+        orgs = [FabricOrg(net.endpoint, m, *net.clients[m]) for m in msps.values()]
+        yield {"ledger": "fabric", "fabric_orgs": orgs}
+
+
 @demo_app.command("credit")
 @friendly
 def credit(
@@ -126,7 +144,8 @@ def credit(
     enterprises: int = typer.Option(3000, min=200, max=200_000, help="Enterprises in the synthetic data."),
     ledger: str = typer.Option(
         "embedded",
-        help="embedded (solo orderer), evm (a local ganache orders) or etcd (a 3-member etcd cluster).",
+        help="embedded (solo orderer), evm (a local ganache orders), etcd (a 3-member etcd cluster) or "
+        "fabric (the Fabric Gateway stand-in running the real chaincode).",
     ),
     evm_rpc: str | None = typer.Option(
         None, help="evm: the chain's JSON-RPC endpoint (default: start a local ganache from chain/evm)."
@@ -143,8 +162,8 @@ def credit(
     from ...scenarios.etcdcluster import etcd_cluster
     from ...scenarios.evmchain import ganache
 
-    if ledger not in ("embedded", "evm", "etcd"):
-        raise typer.BadParameter("--ledger: embedded, evm or etcd")
+    if ledger not in ("embedded", "evm", "etcd", "fabric"):
+        raise typer.BadParameter("--ledger: embedded, evm, etcd or fabric")
     if workdir.exists():
         shutil.rmtree(workdir)
     console.rule(
@@ -162,6 +181,8 @@ def credit(
             cluster = stack.enter_context(etcd_cluster(workdir.parent / f"{workdir.name}-etcd"))
             console.print(f"  started a three-member etcd cluster: {', '.join(cluster.urls)}")
             chain = {"ledger": "etcd", "etcd_endpoints": cluster.urls}
+        if ledger == "fabric":
+            chain = stack.enter_context(_fabric_chain(workdir))
         out = run_credit_demo(
             workdir, say=lambda s: console.print(f"  {escape(s)}"), enterprises=enterprises, ledger=chain
         )

@@ -33,7 +33,9 @@ def consortium_init(
     ),
     tls: bool = typer.Option(True, help="https everywhere, certificates made from the ledger keys."),
     ledger: str = typer.Option(
-        "embedded", help="embedded (solo orderer), evm (an EVM chain orders) or etcd (an etcd cluster does)."
+        "embedded",
+        help="embedded (solo orderer), evm (an EVM chain orders), etcd (an etcd cluster does) or fabric "
+        "(a Fabric channel does, through the ConfideLog chaincode).",
     ),
     evm_rpc: str | None = typer.Option(None, help="evm: the chain's JSON-RPC endpoint."),
     etcd_endpoint: list[str] = typer.Option(
@@ -45,9 +47,17 @@ def consortium_init(
     evm_confirmations: int = typer.Option(
         0, min=0, max=1000, help="evm: blocks deep before a block is read."
     ),
+    fabric_gateway: list[str] = typer.Option(
+        [], help="fabric: host:port of each org's gateway peer, in the orgs' order (one: shared by all)."
+    ),
+    fabric_identity: list[str] = typer.Option(
+        [], help="fabric: each org's client identity as MSPID:CERT.pem:KEY.pem, in the orgs' order (repeat)."
+    ),
+    fabric_channel: str = typer.Option("confide", help="fabric: the channel the chaincode is committed on."),
+    fabric_chaincode: str = typer.Option("confide-log", help="fabric: the ConfideLog chaincode's name."),
 ) -> None:
     """Write genesis.json, the orderer folder and one folder per org (keys, node.json, data/)."""
-    from ...node.consortium import OrgEntry, init_consortium
+    from ...node.consortium import FabricOrg, OrgEntry, init_consortium
     from ...scenarios.foundation import DEMO_ORGS
 
     entries = [OrgEntry(o.id, o.name, o.credit_code) for o in DEMO_ORGS]
@@ -58,6 +68,16 @@ def consortium_init(
             if not sep or not name:
                 fail(f"--org {item!r} is not id:Name")
             entries.append(OrgEntry(oid, name))
+    fabric_orgs = []
+    if ledger == "fabric":
+        if len(fabric_gateway) not in (1, len(entries)) or len(fabric_identity) != len(entries):
+            fail("a fabric consortium needs --fabric-identity per org and --fabric-gateway once or per org")
+        for i, item in enumerate(fabric_identity):
+            parts = item.split(":")
+            if len(parts) != 3 or not all(parts):
+                fail(f"--fabric-identity {item!r} is not MSPID:CERT.pem:KEY.pem")
+            gw = fabric_gateway[i if len(fabric_gateway) > 1 else 0]
+            fabric_orgs.append(FabricOrg(gw, parts[0], Path(parts[1]), Path(parts[2])))
     init_consortium(
         directory,
         entries,
@@ -71,11 +91,15 @@ def consortium_init(
         evm_funder_key=evm_key,
         evm_confirmations=evm_confirmations,
         etcd_endpoints=etcd_endpoint,
+        fabric_orgs=fabric_orgs,
+        fabric_channel=fabric_channel,
+        fabric_chaincode=fabric_chaincode,
     )
     where = {
         "embedded": f"orderer on port {base_port}",
         "evm": f"log on the EVM chain at {evm_rpc}",
         "etcd": f"log on the etcd cluster {', '.join(etcd_endpoint)}",
+        "fabric": f"log chaincode {fabric_chaincode} on Fabric channel {fabric_channel}",
     }.get(ledger, ledger)
     console.print(
         f"consortium {chain_id} in {directory} ({ledger} ledger): {where}, nodes: "
@@ -186,6 +210,8 @@ def node_start(
         "embedded": cfg.orderer_url,
         "evm": f"the EVM log at {cfg.evm_rpc_url}",
         "etcd": f"the etcd log at {', '.join(cfg.etcd_endpoints)}",
+        "fabric": f"the Fabric channel {ctx.genesis.ledger.fabric.channel} via {cfg.fabric_gateway}",
+        "chainmaker": f"the ChainMaker chain {ctx.genesis.ledger.chainmaker.chain_id}",
     }[ctx.genesis.ledger.backend]
     console.print(f"node {cfg.org} on {cfg.url}, following {source} from height {ctx.replica.height}")
     cert = str(cfg.tls_cert) if cfg.tls_cert is not None else None

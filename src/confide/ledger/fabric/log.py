@@ -72,8 +72,8 @@ class FabricReader:
     """Reads the ``Appended`` events after a cursor (``poll`` like the EVM ``LogReader``); a thread
     keeps the Gateway stream open and hands events over."""
 
-    def __init__(self, log: FabricLog, cursor: Cursor | None = None) -> None:
-        self.log = log
+    def __init__(self, log: FabricLog, cursor: Cursor | None = None, *, wait_s: float = 30.0) -> None:
+        self.log, self.wait_s = log, wait_s
         self.cursor = cursor or Cursor()
         block, _, tx_id = self.cursor.block_hash.partition(".")
         start = int(block) if block.isdigit() else 0
@@ -90,11 +90,25 @@ class FabricReader:
             self._queue.put(exc)
 
     def poll(self) -> tuple[list[LogEntry], list[LogEntry]]:
+        """Every entry committed when the call starts (``Count``), in order; waits for the stream
+        to deliver them (at most ``wait_s``)."""
+        target = self.log.count() - 1
+        deadline = time.monotonic() + self.wait_s
         entries: list[LogEntry] = []
         while True:
+            behind = self.cursor.block_number < target
             try:
-                item = self._queue.get_nowait()
+                item = (
+                    self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                    if behind
+                    else self._queue.get_nowait()
+                )
             except queue.Empty:
+                if behind:
+                    raise FabricError(
+                        f"the chaincode event stream did not deliver entries up to {target} "
+                        f"in {self.wait_s} s"
+                    ) from None
                 return entries, []
             if isinstance(item, Exception):
                 self._queue.put(item)  # this reader is done; the deriver starts a new one
