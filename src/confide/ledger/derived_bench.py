@@ -1,13 +1,14 @@
-"""``confide bench ledger --backend evm|etcd``: the embedded benchmark's figures on a derived chain.
+"""``confide bench ledger --backend evm|etcd|fabric``: the embedded benchmark's figures on a derived chain.
 
 What is timed: the clients' pre-signed txs go to a submitting node (admission against its state as
 the embedded orderer does, then one log batch per block of at most ``block_txs`` — an EVM chain
-transaction, each waited for until mined, or an etcd key, each replicated to a majority — ), while an
+transaction, each waited for until mined, an etcd key, each replicated to a majority, or a Fabric
+``Append`` transaction, endorsed, ordered and validated by the Gateway stand-in — ), while an
 independent node in a *separate process* reads the same log, derives the blocks, verifies them and
 every tx signature, replays the contract and commits to its own store. The clock stops when that
-node has applied the last tx. ``orderer_tx_per_s`` is the submitting side. The log is a local ganache
-(``chain/evm``) or a local three-member etcd cluster unless an endpoint is given. Baseline in the
-same run: raw signature verifications per second on one core.
+node has applied the last tx. ``orderer_tx_per_s`` is the submitting side. The log is a local
+ganache (``chain/evm``), a local three-member etcd cluster unless an endpoint is given, or the Fabric
+stand-in. Baseline in the same run: raw signature verifications per second on one core.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .backend import open_backend
 from .bench import bench_txs, figures, setup_txs, verify_rate
 from .derived import LogBackend
 from .genesis import Genesis
+from .ordered_log import log_tag
 
 __all__ = ["run_derived_ledger_bench"]
 
@@ -73,7 +75,6 @@ def _chain(
     if name == "evm":
         from ..scenarios.evmchain import ganache
         from .evm import EvmLog
-        from .evm.backend import log_tag
 
         if rpc_url is None:
             print("starting a local EVM node (ganache) ...", flush=True)
@@ -83,6 +84,26 @@ def _chain(
         log = EvmLog.deploy(rpc_url, account_key, log_tag("bench"))
         kw = {"rpc_url": rpc_url, "account_key": account_key}
         return {"backend": "evm", "evm": {"log_address": log.address}}, kw, kw
+    if name == "fabric":
+        from ..scenarios.fabricnet import fabric_network
+        from .fabric.gateway import FabricGateway
+        from .fabric.log import FabricLog
+
+        if rpc_url is not None:
+            raise ValueError("--backend fabric runs against the local Gateway stand-in only (no endpoint)")
+        print("starting the Fabric Gateway stand-in and the chaincode server ...", flush=True)
+        net = stack.enter_context(
+            fabric_network(workdir / "fabric", ["BankMSP", "TaxMSP"], chaincodes=["bench"])
+        )
+        FabricLog(FabricGateway(net.endpoint, net.identity("BankMSP"), net.channel, "bench")).init(
+            log_tag("bench")
+        )
+        cfg = {"backend": "fabric", "fabric": {"channel": net.channel, "chaincode": "bench"}}
+        return (
+            cfg,
+            {"gateway": net.endpoint, "fabric_identity": net.identity("BankMSP")},
+            {"gateway": net.endpoint, "fabric_identity": net.identity("TaxMSP")},
+        )
     from ..scenarios.etcdcluster import etcd_cluster
 
     if rpc_url is None:

@@ -77,6 +77,9 @@ class FabricIdentity:
             raise FabricIdentityError(f"{key_path} is not the key of the certificate {cert_path}")
         return cls(msp_id, cert_pem, key)
 
+    def __reduce__(self) -> tuple[object, tuple[str, bytes, bytes]]:  # to hand it to a worker process
+        return _identity_from_pem, (self.msp_id, self.cert_pem, key_pem(self.key))
+
     @property
     def creator(self) -> bytes:
         return serialize_identity(self.msp_id, self.cert_pem)
@@ -175,3 +178,9 @@ def key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
+
+
+def _identity_from_pem(msp_id: str, cert_pem: bytes, key: bytes) -> FabricIdentity:
+    loaded = serialization.load_pem_private_key(key, password=None)
+    assert isinstance(loaded, ec.EllipticCurvePrivateKey)
+    return FabricIdentity(msp_id, cert_pem, loaded)
