@@ -30,8 +30,7 @@ from ..crypto import Identity
 from .backend import Head, InclusionProof, LedgerBackend, Receipt
 from .block import Block, BlockHeader, genesis_header, sign_block, tx_proof, tx_root
 from .codes import Code
-from .contract import BlockInfo, Overlay
-from .contract.state import ReadCache
+from .embedded.admission import Admission
 from .embedded.replica import Replica
 from .embedded.store import ChainDB
 from .errors import LedgerError, TxRefused
@@ -166,25 +165,13 @@ class Deriver:
 
 
 def admit(replica: Replica, now_ms: int, stxs: Sequence[SignedTx]) -> list[str | TxRefused]:
-    """Run ``stxs`` against the replica's state at ``now_ms``, in order (replays inside the batch
-    included): a tx id for each admitted tx, the refusal for each other."""
-    overlay = Overlay(ReadCache(replica.state))
-    prev = replica.head_header
-    assert prev is not None
-    info = BlockInfo(replica.height + 1, max(now_ms, prev.time))
-    admitted: set[str] = set()
-
-    def seen(tx_id: str) -> bool:
-        return tx_id in admitted or replica.db.has_tx(tx_id)
-
+    """Run ``stxs`` against the replica's state at ``now_ms``, in order, as the embedded orderer
+    admits a batch (``Admission``): a tx id for each admitted tx, the refusal for each other."""
+    batch = Admission(replica, now_ms)
     out: list[str | TxRefused] = []
     for stx in stxs:
-        tx_id, res = replica.contract.execute(overlay, stx, info, seen)
-        if res.ok:
-            admitted.add(tx_id)
-            out.append(tx_id)
-        else:
-            out.append(TxRefused(tx_id, int(res.code), res.code.name, res.reason))
+        tx_id, res = batch.admit(stx)
+        out.append(tx_id if res.ok else TxRefused(tx_id, int(res.code), res.code.name, res.reason))
     return out
 
 
