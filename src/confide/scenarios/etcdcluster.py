@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from .localnet import free_port_block
+from .localnet import free_port_block, stop_process
 
 __all__ = ["EtcdCluster", "etcd_cluster"]
 
@@ -87,13 +87,7 @@ class EtcdCluster:
             time.sleep(0.1)
 
     def stop(self, i: int) -> None:
-        p = self.procs.pop(i)
-        p.terminate()
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+        stop_process(self.procs.pop(i))
 
     def stop_all(self) -> None:
         for i in list(self.procs):

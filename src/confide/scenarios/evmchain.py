@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from .localnet import free_port_block
+from .localnet import free_port_block, stop_process
 
 __all__ = ["GANACHE", "EvmNode", "ganache"]
 
@@ -88,8 +88,4 @@ def ganache(log: Path, *, instamine: str = "eager", start_ms: int | None = None)
                 time.sleep(0.2)
         yield node
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)

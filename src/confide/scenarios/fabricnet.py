@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..ledger.fabric.msp import FabricIdentity, issue_ca, issue_cert, key_pem
-from .localnet import free_port_block
+from .localnet import free_port_block, stop_process
 
 __all__ = ["CHAINCODE_DIR", "FabricNet", "fabric_network"]
 
@@ -54,12 +54,7 @@ class FabricNet:
 
     def stop(self) -> None:
         for p in reversed(self.procs):
-            p.terminate()
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+            stop_process(p)
         self.procs.clear()
 
 

@@ -51,6 +51,16 @@ def free_port_block(n: int) -> int:
     raise RuntimeError("could not find free ports on 127.0.0.1")
 
 
+def stop_process(p: subprocess.Popen[bytes], timeout_s: float = 10.0) -> None:
+    """Stop a helper process (etcd member, ganache, chaincode server, stand-in): SIGTERM, then kill."""
+    p.terminate()
+    try:
+        p.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+
+
 def _free(port: int) -> bool:
     with socket.socket() as s:
         try:
