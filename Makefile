@@ -7,6 +7,10 @@ STAMP  := $(VENV)/.installed
 # SecretFlow SPU (optional PSI engine) in its own venv: it pins numpy<2, Confide does not.
 SPU_VENV  := .spu-venv
 SPU_STAMP := $(SPU_VENV)/.installed
+# ChainMaker's Python SDK (the chainmaker ledger backend's worker, the tests' stand-in node) in its own venv:
+# its protos clash with Fabric's; its pysha3 does not build on 3.11 (a shim replaces it: envs/chainmaker).
+CHAINMAKER_VENV  := .chainmaker-venv
+CHAINMAKER_STAMP := $(CHAINMAKER_VENV)/.installed
 
 # The console's browser-side vendor file (apache-arrow, pinned in console/package-lock.json).
 CONSOLE_VENDOR := src/confide/console/static/vendor/arrow.js
@@ -17,7 +21,7 @@ EVM_ARTIFACT := src/confide/ledger/evm/ConfideLog.json
 # The fabric backend's chaincode (fabric-contract-api, pinned in its package-lock.json).
 FABRIC_STAMP := chain/fabric/chaincode/node_modules/.installed
 
-.PHONY: demo test lint typecheck unit bench clean help spu-env console browser screenshots evm etcd fabric
+.PHONY: demo test lint typecheck unit bench clean help spu-env chainmaker-env console browser screenshots evm etcd fabric
 
 help:
 	@echo "make demo   - set up .venv; run the credit scenario across three org nodes (TEE, simulated) on loopback"
@@ -26,6 +30,7 @@ help:
 	@echo "make screenshots - write docs/screenshots/*.png of each console page (headless Chromium)"
 	@echo "make evm    - compile the EVM backend's log contract (solc-js) and install ganache (make test does it)"
 	@echo "make spu-env - set up .spu-venv (SecretFlow SPU for the spu-rr22/kkrt/ecdh PSI engines; make test does it)"
+	@echo "make chainmaker-env - set up .chainmaker-venv (ChainMaker's Python SDK for the chainmaker ledger; make test does it)"
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null || { echo "error: Confide needs Python 3.11 ('$(PYTHON)' is not); install it or run 'make PYTHON=/path/to/python3.11'"; exit 1; }
@@ -42,6 +47,16 @@ $(SPU_STAMP): envs/spu/requirements.txt
 	@touch $(SPU_STAMP)
 
 spu-env: $(SPU_STAMP)
+
+$(CHAINMAKER_STAMP): envs/chainmaker/requirements.txt envs/chainmaker/sha3_shim/sha3.py
+	@test -x $(CHAINMAKER_VENV)/bin/python || $(PYTHON) -m venv $(CHAINMAKER_VENV)
+	$(CHAINMAKER_VENV)/bin/python -m pip install --quiet --upgrade "pip==25.3"
+	$(CHAINMAKER_VENV)/bin/python -m pip install --quiet --no-deps -r envs/chainmaker/requirements.txt
+	cp envs/chainmaker/sha3_shim/sha3.py "$$($(CHAINMAKER_VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/sha3.py"
+	$(CHAINMAKER_VENV)/bin/python -I -c "import sha3, chainmaker.chain_client, chainmaker.protos.api.rpc_node_pb2_grpc, eth.vm.forks.paris, yaml" || { echo "error: ChainMaker's SDK does not import in $(CHAINMAKER_VENV); see the lines above"; exit 1; }
+	@touch $(CHAINMAKER_STAMP)
+
+chainmaker-env: $(CHAINMAKER_STAMP)
 
 $(CONSOLE_VENDOR): console/package.json console/package-lock.json
 	@command -v npm >/dev/null || { echo "error: npm is needed to fetch the console's apache-arrow; install Node.js (Debian: apt-get install nodejs npm)"; exit 1; }
@@ -81,7 +96,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP) $(SPU_STAMP) $(CONSOLE_VENDOR) $(EVM_ARTIFACT) $(FABRIC_STAMP) browser etcd
+unit: $(STAMP) $(SPU_STAMP) $(CHAINMAKER_STAMP) $(CONSOLE_VENDOR) $(EVM_ARTIFACT) $(FABRIC_STAMP) browser etcd
 	pg="$$(scripts/test-postgres.sh)" && eval "$$pg" && $(BIN)/pytest -q
 
 test: lint typecheck unit

@@ -23,12 +23,13 @@ from confide.ledger import (
 )
 from confide.ledger.embedded import ChainDB, Replica
 from confide.ledger.genesis import Genesis
+from confide.scenarios.chainmakerchain import ChainMakerNet, chainmaker_standin
 from confide.scenarios.etcdcluster import EtcdCluster, etcd_cluster
 from confide.scenarios.fabricnet import FabricNet, fabric_network
 from evmnode import EvmNode, ganache
 from factories import T0, FakeClock, make_genesis
 
-BACKENDS = ["memory", "embedded", "evm", "etcd", "fabric"]
+BACKENDS = ["memory", "embedded", "evm", "etcd", "fabric", "chainmaker"]
 
 
 class Harness:
@@ -40,6 +41,7 @@ class Harness:
         evm: EvmNode | None = None,
         etcd: EtcdCluster | None = None,
         fabric: FabricNet | None = None,
+        chainmaker: ChainMakerNet | None = None,
     ) -> None:
         self.genesis, self.orderer, self.admins = make_genesis(max_block_txs=max_block_txs)
         self.clock = FakeClock()
@@ -70,7 +72,18 @@ class Harness:
             gw.close()
             ledger = {"backend": "fabric", "fabric": {"channel": fabric.channel, "chaincode": chaincode}}
             self.genesis = Genesis.model_validate(self.genesis.model_dump(mode="json") | {"ledger": ledger})
-        self.etcd, self.fabric = etcd, fabric
+        if name == "chainmaker":  # a fresh ConfideLog contract on the stand-in chain
+            from confide.ledger.ordered_log import log_tag
+
+            assert chainmaker is not None
+            contract = f"log_{id(self)}"
+            chainmaker.deploy(contract, log_tag(self.genesis.chain_id)).close()
+            ledger = {
+                "backend": "chainmaker",
+                "chainmaker": {"chain_id": chainmaker.chain_id, "contract_name": contract},
+            }
+            self.genesis = Genesis.model_validate(self.genesis.model_dump(mode="json") | {"ledger": ledger})
+        self.etcd, self.fabric, self.chainmaker = etcd, fabric, chainmaker
         self.backend = self.open()
 
     def open(self) -> LedgerBackend:
@@ -86,6 +99,9 @@ class Harness:
         if self.name == "fabric":
             assert self.fabric is not None
             kwargs |= {"gateway": self.fabric.endpoint, "fabric_identity": self.fabric.identity("Org1MSP")}
+        if self.name == "chainmaker":
+            assert self.chainmaker is not None
+            kwargs["sdk_config"] = self.chainmaker.sdk_config(0)
         return open_backend(self.name, **kwargs)
 
     def unit_tx(self, org: str, unit: str):
@@ -117,12 +133,23 @@ def fabric(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FabricNet]:
         yield net
 
 
+@pytest.fixture(scope="module")
+def chainmaker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChainMakerNet]:
+    """The ChainMaker stand-in (the official SDK's stubs, py-evm; ``make chainmaker-env``), its block
+    clock starting at the fake clock's time."""
+    with chainmaker_standin(tmp_path_factory.mktemp("chainmaker"), start_ms=T0 + 500) as net:
+        yield net
+
+
 @pytest.fixture(params=BACKENDS)
 def make(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., Harness]:
     evm = request.getfixturevalue("evm_node") if request.param == "evm" else None
     etcd = request.getfixturevalue("etcd") if request.param == "etcd" else None
     fabric = request.getfixturevalue("fabric") if request.param == "fabric" else None
-    return lambda **kw: Harness(request.param, tmp_path, evm=evm, etcd=etcd, fabric=fabric, **kw)
+    cm = request.getfixturevalue("chainmaker") if request.param == "chainmaker" else None
+    return lambda **kw: Harness(
+        request.param, tmp_path, evm=evm, etcd=etcd, fabric=fabric, chainmaker=cm, **kw
+    )
 
 
 def test_registry_lists_backends_and_rejects_unknown() -> None:

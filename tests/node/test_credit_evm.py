@@ -1,5 +1,5 @@
 """The credit scenario unchanged on the derived-chain ledgers: ``evm`` (a real local EVM node,
-ganache), ``etcd`` (a three-member etcd cluster) and ``fabric`` (the Gateway stand-in). The nodes
+ganache), ``etcd`` (a three-member etcd cluster), ``fabric`` and ``chainmaker`` (their stand-ins). The nodes
 follow the log instead of an orderer, and the result is the same as on the embedded ledger."""
 
 from __future__ import annotations
@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from confide.ledger.chainmaker.log import ChainMakerLog
 from confide.ledger.fabric.gateway import FabricGateway
 from confide.ledger.fabric.log import FabricLog
 from confide.node.consortium import FabricOrg
+from confide.scenarios.chainmakerchain import chainmaker_standin
 from confide.scenarios.credit_demo import CreditDemo, run_credit_demo
 from confide.scenarios.etcdcluster import etcd_cluster
 from confide.scenarios.evmchain import ganache
@@ -66,4 +68,23 @@ def test_the_credit_scenario_gives_the_same_scores_on_the_fabric_ledger(
         )
         log = FabricLog(FabricGateway(net.endpoint, net.identity("BankMSP"), net.channel, "confide-log"))
         assert log.count() >= 13  # the txs went through the channel
+    _same(out, embedded, tmp_path / "c")
+
+
+def test_the_credit_scenario_gives_the_same_scores_on_the_chainmaker_ledger(
+    embedded: CreditDemo, tmp_path: Path
+) -> None:
+    """Through ChainMaker's official SDK against the stand-in node (docs/ledger-chainmaker.md)."""
+    orgs = ["bank.confide.local", "tax.confide.local", "power.confide.local"]
+    with chainmaker_standin(tmp_path / "cm", orgs=orgs) as net:
+        chain = {
+            "ledger": "chainmaker",
+            "chainmaker_configs": [net.sdk_config(i) for i in range(3)],
+            "chainmaker_admin_config": net.admin_config,
+            "chainmaker_chain_id": net.chain_id,
+        }
+        out = run_credit_demo(tmp_path / "c", say=lambda _: None, enterprises=600, ledger=chain)
+        log = ChainMakerLog(net.sdk_config(0), "confide_log")
+        assert log.head() > 10  # the txs went through the chain's blocks
+        log.close()
     _same(out, embedded, tmp_path / "c")

@@ -81,3 +81,14 @@ def _fabric_backend(**kwargs: Any) -> LedgerBackend:
 
 
 _register("fabric", _fabric_backend)
+
+
+def _chainmaker_backend(**kwargs: Any) -> LedgerBackend:
+    """``chainmaker``: a ChainMaker chain orders (ConfideLog.sol on its EVM, through the official SDK
+    in its own venv)."""
+    from .chainmaker.backend import ChainMakerBackend
+
+    return ChainMakerBackend(**kwargs)
+
+
+_register("chainmaker", _chainmaker_backend)

@@ -1,4 +1,5 @@
-"""``confide bench ledger --backend evm|etcd|fabric``: the embedded benchmark's figures on a derived chain.
+"""``confide bench ledger --backend evm|etcd|fabric|chainmaker``: the embedded benchmark's figures on a
+derived chain.
 
 What is timed: the clients' pre-signed txs go to a submitting node (admission against its state as
 the embedded orderer does, then one log batch per block of at most ``block_txs`` — an EVM chain
@@ -8,7 +9,7 @@ independent node in a *separate process* reads the same log, derives the blocks,
 every tx signature, replays the contract and commits to its own store. The clock stops when that
 node has applied the last tx. ``orderer_tx_per_s`` is the submitting side. The log is a local
 ganache (``chain/evm``), a local three-member etcd cluster unless an endpoint is given, or the Fabric
-stand-in. Baseline in the same run: raw signature verifications per second on one core.
+or ChainMaker stand-in. Baseline in the same run: raw signature verifications per second on one core.
 """
 
 from __future__ import annotations
@@ -84,6 +85,16 @@ def _chain(
         log = EvmLog.deploy(rpc_url, account_key, log_tag("bench"))
         kw = {"rpc_url": rpc_url, "account_key": account_key}
         return {"backend": "evm", "evm": {"log_address": log.address}}, kw, kw
+    if name == "chainmaker":
+        from ..scenarios.chainmakerchain import chainmaker_standin
+
+        if rpc_url is not None:
+            raise ValueError("--backend chainmaker runs against the local stand-in only (no endpoint)")
+        print("starting the ChainMaker stand-in (official SDK, py-evm) ...", flush=True)
+        cm = stack.enter_context(chainmaker_standin(workdir / "chainmaker"))
+        cm.deploy("bench", log_tag("bench")).close()
+        cfg = {"backend": "chainmaker", "chainmaker": {"chain_id": cm.chain_id, "contract_name": "bench"}}
+        return cfg, {"sdk_config": cm.sdk_config(0)}, {"sdk_config": cm.sdk_config(1)}
     if name == "fabric":
         from ..scenarios.fabricnet import fabric_network
         from .fabric.gateway import FabricGateway

@@ -40,6 +40,9 @@ class NodeConfig(BaseSettings):
     fabric_cert: Path | None = Field(default=None, description="the client certificate its Fabric CA issued")
     fabric_key: Path | None = None
     fabric_tls_root: Path | None = Field(default=None, description="the gateway's TLS CA (unset: plaintext)")
+    # A chainmaker consortium (ledger.backend = chainmaker): this org's SDK config (its client
+    # certificate and key, the nodes it talks to), read by the SDK worker in .chainmaker-venv
+    chainmaker_sdk_config: Path | None = Field(default=None, description="this org's sdk_config.yml")
     database_url: str
     data_dir: Path
     node_key: Path
@@ -123,6 +126,7 @@ def load_node_config(folder: str | Path) -> NodeConfig:
         "fabric_cert",
         "fabric_key",
         "fabric_tls_root",
+        "chainmaker_sdk_config",
     ):
         if key in raw and not Path(raw[key]).is_absolute():
             raw[key] = str(d / raw[key])

@@ -88,6 +88,10 @@ def init_consortium(
     fabric_orgs: Sequence[FabricOrg] = (),
     fabric_channel: str = "confide",
     fabric_chaincode: str = "confide-log",
+    chainmaker_configs: Sequence[Path] = (),
+    chainmaker_admin_config: Path | None = None,
+    chainmaker_chain_id: str = "chain1",
+    chainmaker_contract: str = "confide_log",
 ) -> Path:
     """Create the consortium folders. ``database_url`` may hold ``{org}`` (default: SQLite per node).
 
@@ -97,7 +101,10 @@ def init_consortium(
     node's new gas account some funds (skip with a chain whose gas price is 0); there is no orderer
     process, each node follows the log (see docs/ledger-evm.md). With ``ledger="fabric"`` the
     ``ConfideLog`` chaincode already committed on ``fabric_channel`` is bound to this consortium
-    (docs/ledger-fabric.md); ``fabric_orgs`` gives each org's gateway and identity, in order.
+    (docs/ledger-fabric.md); ``fabric_orgs`` gives each org's gateway and identity, in order. With
+    ``ledger="chainmaker"`` the log contract is deployed on the ChainMaker chain with
+    ``chainmaker_admin_config`` (an SDK config whose endorsers satisfy the chain's contract policy);
+    ``chainmaker_configs`` is each org's own sdk_config.yml, in order (docs/ledger-chainmaker.md).
     """
     d = Path(directory)
     if (d / "genesis.json").exists():
@@ -133,8 +140,17 @@ def init_consortium(
                 "fabric": {"channel": fabric_channel, "chaincode": fabric_chaincode},
             }
         }
+    elif ledger == "chainmaker":
+        if len(chainmaker_configs) != len(orgs) or chainmaker_admin_config is None:
+            raise LedgerError(
+                "a chainmaker consortium needs each org's sdk_config.yml, in the orgs' order, and an admin "
+                "sdk_config.yml that may deploy contracts"
+            )
+        cm = {"chain_id": chainmaker_chain_id, "contract_name": chainmaker_contract}
+        _chainmaker_deploy(chain_id, cm, chainmaker_admin_config)
+        ledger_cfg = {"ledger": {"backend": "chainmaker", "chainmaker": cm}}
     elif ledger != "embedded":
-        raise LedgerError(f"ledger {ledger!r}: embedded, evm, etcd or fabric")
+        raise LedgerError(f"ledger {ledger!r}: embedded, evm, etcd, fabric or chainmaker")
     genesis = Genesis.model_validate(
         {
             "chain_id": chain_id,
@@ -206,6 +222,8 @@ def init_consortium(
                 "fabric_cert": "keys/fabric-cert.pem",
                 "fabric_key": "keys/fabric-key.pem",
             }
+        if ledger == "chainmaker":  # the org's own SDK config, where it is (it names its certificates)
+            evm_files = {"chainmaker_sdk_config": str(Path(chainmaker_configs[i]).resolve())}
         _write_json(
             od / "node.json",
             {
@@ -276,6 +294,21 @@ def _fabric_bind(chain_id: str, org: FabricOrg, channel: str, chaincode: str) ->
         if tag != log_tag(chain_id):
             raise LedgerError(
                 f"chaincode {chaincode!r} on channel {channel!r} already keeps another consortium's log"
+            )
+    finally:
+        log.close()
+
+
+def _chainmaker_deploy(chain_id: str, cm: dict[str, str], admin_config: Path) -> None:
+    """Deploy the consortium's ``ConfideLog`` on the ChainMaker chain (bound to its tag)."""
+    from ..ledger.chainmaker.log import ChainMakerError, ChainMakerLog
+    from ..ledger.ordered_log import log_tag
+
+    log = ChainMakerLog.deploy(admin_config, cm["contract_name"], log_tag(chain_id))
+    try:
+        if log.chain_id != cm["chain_id"]:
+            raise ChainMakerError(
+                f"{admin_config} reaches ChainMaker chain {log.chain_id!r}, not {cm['chain_id']!r}"
             )
     finally:
         log.close()

@@ -60,6 +60,8 @@ class NodeContext:
             remote = evm = _etcd_ledger(config, genesis, identity, replica, lock)
         elif genesis.ledger.backend == "fabric":
             remote = evm = _fabric_ledger(config, genesis, identity, replica, lock)
+        elif genesis.ledger.backend == "chainmaker":
+            remote = evm = _chainmaker_ledger(config, genesis, identity, replica, lock)
         elif config.orderer_url is None:
             raise ConfigError("node.json: orderer_url is required (the consortium uses the embedded ledger)")
         else:
@@ -175,4 +177,23 @@ def _fabric_ledger(
         gateway=config.fabric_gateway,
         fabric_identity=FabricIdentity.load(config.fabric_msp_id, config.fabric_cert, config.fabric_key),
         tls_root_pem=tls_root,
+    )
+
+
+def _chainmaker_ledger(
+    config: NodeConfig, genesis: Genesis, identity: Identity, replica: Replica, lock: threading.RLock
+) -> LogNodeLedger:
+    """The node's link to the consortium's ChainMaker chain (the SDK runs in .chainmaker-venv)."""
+    from ..ledger.chainmaker.backend import ChainMakerNodeLedger
+
+    if config.chainmaker_sdk_config is None:
+        raise ConfigError(
+            "node.json: a chainmaker consortium's node needs chainmaker_sdk_config (its sdk_config.yml)"
+        )
+    return ChainMakerNodeLedger(
+        genesis=genesis,
+        identity=identity,
+        replica=replica,
+        lock=lock,
+        sdk_config=config.chainmaker_sdk_config,
     )

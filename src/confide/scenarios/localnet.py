@@ -182,6 +182,9 @@ def start_local_network(
     etcd_endpoints: Sequence[str] = (),
     fabric_orgs: Sequence[FabricOrg] = (),
     fabric_chaincode: str = "confide-log",
+    chainmaker_configs: Sequence[Path] = (),
+    chainmaker_admin_config: Path | None = None,
+    chainmaker_chain_id: str = "chain1",
 ) -> LocalNetwork:
     """``ledger="evm"``: the consortium's log is deployed on the EVM chain at ``evm_rpc_url`` (by the
     funded account ``evm_funder_key``) and no orderer process runs."""
@@ -198,6 +201,9 @@ def start_local_network(
         etcd_endpoints=etcd_endpoints,
         fabric_orgs=fabric_orgs,
         fabric_chaincode=fabric_chaincode,
+        chainmaker_configs=chainmaker_configs,
+        chainmaker_admin_config=chainmaker_admin_config,
+        chainmaker_chain_id=chainmaker_chain_id,
     )
     net = LocalNetwork(root, base, tuple(o.id for o in orgs), ledger=ledger)
     try:

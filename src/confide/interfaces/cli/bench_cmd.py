@@ -21,7 +21,7 @@ def ledger(
     workdir: Path | None = typer.Option(None, help="Folder for the stores (default: a temp dir)."),
     suite: str = typer.Option("default", help="Crypto suite: default or gm."),
     backend: str = typer.Option(
-        "embedded", help="embedded (solo orderer), evm, etcd or fabric (derived from a log)."
+        "embedded", help="embedded (solo orderer), evm, etcd, fabric or chainmaker (derived from a log)."
     ),
     evm_rpc: str | None = typer.Option(
         None,
@@ -34,7 +34,7 @@ def ledger(
     ),
 ) -> None:
     """Orderer (or EVM chain) + separate replica process, durable on disk; also raw verify/s on one core."""
-    if backend in ("evm", "etcd", "fabric"):
+    if backend in ("evm", "etcd", "fabric", "chainmaker"):
         from ...ledger.derived_bench import run_derived_ledger_bench
 
         out = run_derived_ledger_bench(
@@ -43,7 +43,7 @@ def ledger(
         print(json.dumps(out, sort_keys=True))
         return
     if backend != "embedded":
-        raise typer.BadParameter("--backend: embedded, evm, etcd or fabric")
+        raise typer.BadParameter("--backend: embedded, evm, etcd, fabric or chainmaker")
     from ...ledger.bench import run_ledger_bench
 
     result = run_ledger_bench(txs=txs, block_txs=block_txs, workdir=workdir, suite=suite)

@@ -137,6 +137,23 @@ def _fabric_chain(workdir: Path) -> Iterator[dict[str, Any]]:
         yield {"ledger": "fabric", "fabric_orgs": orgs}
 
 
+@contextlib.contextmanager
+def _chainmaker_chain(workdir: Path) -> Iterator[dict[str, Any]]:
+    """The ChainMaker stand-in on loopback (one org per Confide org), driven by the official SDK."""
+    from ...scenarios.chainmakerchain import chainmaker_standin
+    from ...scenarios.network_demo import NETWORK_ORGS
+
+    orgs = [f"{o.id}.confide.local" for o in NETWORK_ORGS]
+    with chainmaker_standin(workdir.parent / f"{workdir.name}-chainmaker", orgs=orgs) as net:
+        console.print(f"  started the ChainMaker stand-in at {net.endpoint} (chain {net.chain_id})")
+        yield {
+            "ledger": "chainmaker",
+            "chainmaker_configs": [net.sdk_config(i) for i in range(len(orgs))],
+            "chainmaker_admin_config": net.admin_config,
+            "chainmaker_chain_id": net.chain_id,
+        }
+
+
 @demo_app.command("credit")
 @friendly
 def credit(
@@ -145,7 +162,8 @@ def credit(
     ledger: str = typer.Option(
         "embedded",
         help="embedded (solo orderer), evm (a local ganache orders), etcd (a 3-member etcd cluster) or "
-        "fabric (the Fabric Gateway stand-in running the real chaincode).",
+        "fabric (the Fabric Gateway stand-in running the real chaincode) or chainmaker (the ChainMaker "
+        "stand-in, driven by the official SDK).",
     ),
     evm_rpc: str | None = typer.Option(
         None, help="evm: the chain's JSON-RPC endpoint (default: start a local ganache from chain/evm)."
@@ -162,8 +180,8 @@ def credit(
     from ...scenarios.etcdcluster import etcd_cluster
     from ...scenarios.evmchain import ganache
 
-    if ledger not in ("embedded", "evm", "etcd", "fabric"):
-        raise typer.BadParameter("--ledger: embedded, evm, etcd or fabric")
+    if ledger not in ("embedded", "evm", "etcd", "fabric", "chainmaker"):
+        raise typer.BadParameter("--ledger: embedded, evm, etcd, fabric or chainmaker")
     if workdir.exists():
         shutil.rmtree(workdir)
     console.rule(
@@ -183,6 +201,8 @@ def credit(
             chain = {"ledger": "etcd", "etcd_endpoints": cluster.urls}
         if ledger == "fabric":
             chain = stack.enter_context(_fabric_chain(workdir))
+        if ledger == "chainmaker":
+            chain = stack.enter_context(_chainmaker_chain(workdir))
         out = run_credit_demo(
             workdir, say=lambda s: console.print(f"  {escape(s)}"), enterprises=enterprises, ledger=chain
         )

@@ -35,7 +35,7 @@ def consortium_init(
     ledger: str = typer.Option(
         "embedded",
         help="embedded (solo orderer), evm (an EVM chain orders), etcd (an etcd cluster does) or fabric "
-        "(a Fabric channel does, through the ConfideLog chaincode).",
+        "(a Fabric channel does, through the ConfideLog chaincode) or chainmaker (a ChainMaker chain does).",
     ),
     evm_rpc: str | None = typer.Option(None, help="evm: the chain's JSON-RPC endpoint."),
     etcd_endpoint: list[str] = typer.Option(
@@ -55,6 +55,14 @@ def consortium_init(
     ),
     fabric_channel: str = typer.Option("confide", help="fabric: the channel the chaincode is committed on."),
     fabric_chaincode: str = typer.Option("confide-log", help="fabric: the ConfideLog chaincode's name."),
+    chainmaker_config: list[Path] = typer.Option(
+        [], help="chainmaker: each org's sdk_config.yml, in the orgs' order (repeat)."
+    ),
+    chainmaker_admin_config: Path | None = typer.Option(
+        None, help="chainmaker: an sdk_config.yml whose endorsers may deploy contracts (deploys the log)."
+    ),
+    chainmaker_chain_id: str = typer.Option("chain1", help="chainmaker: the ChainMaker chain id."),
+    chainmaker_contract: str = typer.Option("confide_log", help="chainmaker: the log contract's name."),
 ) -> None:
     """Write genesis.json, the orderer folder and one folder per org (keys, node.json, data/)."""
     from ...node.consortium import FabricOrg, OrgEntry, init_consortium
@@ -94,12 +102,17 @@ def consortium_init(
         fabric_orgs=fabric_orgs,
         fabric_channel=fabric_channel,
         fabric_chaincode=fabric_chaincode,
+        chainmaker_configs=chainmaker_config,
+        chainmaker_admin_config=chainmaker_admin_config,
+        chainmaker_chain_id=chainmaker_chain_id,
+        chainmaker_contract=chainmaker_contract,
     )
     where = {
         "embedded": f"orderer on port {base_port}",
         "evm": f"log on the EVM chain at {evm_rpc}",
         "etcd": f"log on the etcd cluster {', '.join(etcd_endpoint)}",
         "fabric": f"log chaincode {fabric_chaincode} on Fabric channel {fabric_channel}",
+        "chainmaker": f"log contract {chainmaker_contract} on ChainMaker chain {chainmaker_chain_id}",
     }.get(ledger, ledger)
     console.print(
         f"consortium {chain_id} in {directory} ({ledger} ledger): {where}, nodes: "
