@@ -37,6 +37,7 @@ from confide.ledger.chainmaker import (
     ChainMakerNodeLedger,
     ChainMakerReader,
     chainmaker_python,
+    open_log,
 )
 from confide.ledger.chainmaker.log import MAX_ENTRY_BYTES
 from confide.ledger.derived import encode_entry
@@ -294,3 +295,29 @@ def test_two_nodes_derive_the_same_blocks_from_one_chainmaker_log(net: ChainMake
     assert [x.header_bytes for x in ours] == [y.header_bytes for y in theirs]
     node.close()
     b.close()
+
+
+def test_consortium_init_deploys_the_log_and_writes_each_nodes_sdk_config(
+    net: ChainMakerNet, tmp_path: Path
+) -> None:
+    from confide.ledger.genesis import load_genesis
+    from confide.node.config import load_node_config
+    from confide.node.consortium import OrgEntry, init_consortium
+
+    orgs = [OrgEntry("bank", "Bank"), OrgEntry("tax", "Tax")]
+    configs = [net.sdk_config(0), net.sdk_config(1)]
+    kw = {"tls": False, "tee": False, "ledger": "chainmaker", "chainmaker_chain_id": net.chain_id}
+    with pytest.raises(LedgerError, match="each org's sdk_config"):  # no admin config: nothing written
+        init_consortium(tmp_path / "bad", orgs, chainmaker_configs=configs, **kw)
+    assert not (tmp_path / "bad").exists()
+    contract = f"init_{secrets.token_hex(4)}"
+    init_consortium(
+        tmp_path / "c", orgs, chain_id="cm-one", chainmaker_configs=configs,
+        chainmaker_admin_config=net.admin_config, chainmaker_contract=contract, **kw,
+    )  # fmt: skip
+    genesis = load_genesis(tmp_path / "c" / "genesis.json")
+    assert genesis.ledger.backend == "chainmaker" and genesis.ledger.chainmaker.contract_name == contract
+    cfg = load_node_config(tmp_path / "c" / "tax")
+    assert cfg.chainmaker_sdk_config == configs[1].resolve() and cfg.orderer_url is None
+    log = open_log(genesis, cfg.chainmaker_sdk_config)  # deployed, bound to this consortium's tag
+    log.close()
