@@ -309,3 +309,22 @@ def test_consortium_init_binds_the_chaincode_once_and_refuses_another_consortium
     with pytest.raises(LedgerError, match="another consortium"):
         init_consortium(tmp_path / "c2", orgs, chain_id="c-two", **kw)
     assert not (tmp_path / "c2" / "genesis.json").exists()
+
+
+def test_a_tls_gateway_is_reached_with_its_ca_and_refused_without_it(tmp_path: Path) -> None:
+    with fabric_network(tmp_path / "tls", ["Org1MSP"], tls=True) as tls_net:
+        log = FabricLog(tls_net.gateway("Org1MSP", "tls-log"))
+        log.init(b"\x03" * 32)
+        assert log.tag() == b"\x03" * 32
+        plain = FabricGateway(
+            tls_net.endpoint, tls_net.identity("Org1MSP"), tls_net.channel, "tls-log", timeout_s=3
+        )
+        with pytest.raises(FabricError, match="UNAVAILABLE"):  # plaintext to a TLS gateway
+            plain.evaluate("Tag")
+        other_ca, _ = issue_ca("someone-else")
+        wrong = FabricGateway(
+            tls_net.endpoint, tls_net.identity("Org1MSP"), tls_net.channel, "tls-log",
+            tls_root_pem=other_ca, timeout_s=3,
+        )  # fmt: skip
+        with pytest.raises(FabricError, match="UNAVAILABLE"):  # a server certificate it cannot verify
+            wrong.evaluate("Tag")

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from confide.ledger.chainmaker.log import ChainMakerLog
-from confide.ledger.fabric.gateway import FabricGateway
 from confide.ledger.fabric.log import FabricLog
 from confide.node.consortium import FabricOrg
 from confide.scenarios.chainmakerchain import chainmaker_standin
@@ -56,17 +55,18 @@ def test_the_credit_scenario_gives_the_same_scores_on_the_etcd_ledger(
 def test_the_credit_scenario_gives_the_same_scores_on_the_fabric_ledger(
     embedded: CreditDemo, tmp_path: Path
 ) -> None:
-    """Through the Fabric Gateway stand-in, which runs the real chaincode (docs/ledger-fabric.md)."""
+    """Through the Fabric Gateway stand-in (over TLS), which runs the real chaincode
+    (docs/ledger-fabric.md)."""
     msps = ["BankMSP", "TaxMSP", "PowerMSP"]
-    with fabric_network(tmp_path / "fabric", msps, chaincodes=["confide-log"]) as net:
-        orgs = [FabricOrg(net.endpoint, m, *net.clients[m]) for m in msps]
+    with fabric_network(tmp_path / "fabric", msps, chaincodes=["confide-log"], tls=True) as net:
+        orgs = [FabricOrg(net.endpoint, m, *net.clients[m], net.tls_root) for m in msps]
         out = run_credit_demo(
             tmp_path / "c",
             say=lambda _: None,
             enterprises=600,
             ledger={"ledger": "fabric", "fabric_orgs": orgs},
         )
-        log = FabricLog(FabricGateway(net.endpoint, net.identity("BankMSP"), net.channel, "confide-log"))
+        log = FabricLog(net.gateway("BankMSP", "confide-log"))
         assert log.count() >= 13  # the txs went through the channel
     _same(out, embedded, tmp_path / "c")
 

@@ -47,6 +47,7 @@ class FabricOrg:
     msp_id: str
     cert: Path
     key: Path
+    tls_root: Path | None = None  # the gateway's TLS CA (None: plaintext)
 
 
 def _write_json(path: Path, obj: dict[str, object]) -> None:
@@ -222,6 +223,9 @@ def init_consortium(
                 "fabric_cert": "keys/fabric-cert.pem",
                 "fabric_key": "keys/fabric-key.pem",
             }
+            if f.tls_root is not None:
+                (od / "keys" / "fabric-tls-root.pem").write_bytes(Path(f.tls_root).read_bytes())
+                evm_files["fabric_tls_root"] = "keys/fabric-tls-root.pem"
         if ledger == "chainmaker":  # the org's own SDK config, where it is (it names its certificates)
             evm_files = {"chainmaker_sdk_config": str(Path(chainmaker_configs[i]).resolve())}
         _write_json(
@@ -280,9 +284,9 @@ def _fabric_bind(chain_id: str, org: FabricOrg, channel: str, chaincode: str) ->
     from ..ledger.fabric.msp import FabricIdentity
     from ..ledger.ordered_log import log_tag
 
-    log = FabricLog(
-        FabricGateway(org.gateway, FabricIdentity.load(org.msp_id, org.cert, org.key), channel, chaincode)
-    )
+    tls_root = Path(org.tls_root).read_bytes() if org.tls_root else None
+    ident = FabricIdentity.load(org.msp_id, org.cert, org.key)
+    log = FabricLog(FabricGateway(org.gateway, ident, channel, chaincode, tls_root_pem=tls_root))
     try:
         try:
             tag = log.tag()

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..ledger.fabric.gateway import FabricGateway
 from ..ledger.fabric.msp import FabricIdentity, issue_ca, issue_cert, key_pem
 from .localnet import free_port_block, stop_process
 
@@ -36,21 +37,22 @@ class FabricNet:
     endpoint: str  # the Gateway stand-in's address
     channel: str
     clients: dict[str, tuple[Path, Path]]  # msp id -> (cert, key) of that org's client identity
+    tls_root: Path | None = None  # the gateway's TLS CA (None: plaintext)
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def identity(self, msp_id: str) -> FabricIdentity:
         cert, key = self.clients[msp_id]
         return FabricIdentity.load(msp_id, cert, key)
 
-    def node_fields(self, msp_id: str, chaincode: str | None = None) -> dict[str, str]:
-        """What an org's node.json needs to reach this network as ``msp_id``."""
-        cert, key = self.clients[msp_id]
-        return {
-            "fabric_gateway": self.endpoint,
-            "fabric_msp_id": msp_id,
-            "fabric_cert": str(cert),
-            "fabric_key": str(key),
-        }
+    @property
+    def tls_root_pem(self) -> bytes | None:
+        return self.tls_root.read_bytes() if self.tls_root else None
+
+    def gateway(self, msp_id: str, chaincode: str) -> FabricGateway:
+        """A Gateway client of ``msp_id`` for ``chaincode`` on this network's channel (TLS if served)."""
+        return FabricGateway(
+            self.endpoint, self.identity(msp_id), self.channel, chaincode, tls_root_pem=self.tls_root_pem
+        )
 
     def stop(self) -> None:
         for p in reversed(self.procs):
@@ -82,10 +84,16 @@ def _wait_ready(
 
 @contextmanager
 def fabric_network(
-    root: Path, orgs: Sequence[str], *, channel: str = "confide", chaincodes: Sequence[str] = ("*",)
+    root: Path,
+    orgs: Sequence[str],
+    *,
+    channel: str = "confide",
+    chaincodes: Sequence[str] = ("*",),
+    tls: bool = False,
 ) -> Iterator[FabricNet]:
     """``orgs``: the client MSP ids (one CA each); ``chaincodes``: the chaincode names defined on the
-    channel (``*``: any, each its own namespace — one fresh log per test)."""
+    channel (``*``: any, each its own namespace — one fresh log per test); ``tls``: serve the Gateway
+    over TLS (its own TLS CA, written as ``tls-ca.pem``)."""
     node = shutil.which("node")
     server = CHAINCODE_DIR / "node_modules" / ".bin" / "fabric-chaincode-node"
     if node is None or not server.exists():
@@ -115,8 +123,17 @@ def fabric_network(
         "peer": {"msp_id": PEER_MSP, "cert": str(peer_cert), "key": str(peer_key)},
         "msps": msps,
     }
+    tls_root = None
+    if tls:
+        tls_ca, tls_ca_key = issue_ca("tlsca")
+        tls_root = _write(root / "tls-ca.pem", tls_ca)
+        cert, key = issue_cert(tls_ca, tls_ca_key, "peer0", PEER_MSP, hosts=("127.0.0.1", "localhost"))
+        config["tls"] = {
+            "cert": str(_write(root / "peer0-tls.pem", cert)),
+            "key": str(_write(root / "peer0-tls-key.pem", key_pem(key))),
+        }
     (root / "standin.json").write_text(json.dumps(config, indent=2))
-    net = FabricNet(root, gw_addr, channel, clients)
+    net = FabricNet(root, gw_addr, channel, clients, tls_root)
     try:
         cc_log = root / "chaincode.log"
         cc = subprocess.Popen(

@@ -130,10 +130,10 @@ def _fabric_chain(workdir: Path) -> Iterator[dict[str, Any]]:
 
     msps = {o.id: f"{o.id.title()}MSP" for o in NETWORK_ORGS}
     with fabric_network(
-        workdir.parent / f"{workdir.name}-fabric", list(msps.values()), chaincodes=["confide-log"]
+        workdir.parent / f"{workdir.name}-fabric", list(msps.values()), chaincodes=["confide-log"], tls=True
     ) as net:
-        console.print(f"  started the Fabric Gateway stand-in at {net.endpoint} (channel {net.channel})")
-        orgs = [FabricOrg(net.endpoint, m, *net.clients[m]) for m in msps.values()]
+        console.print(f"  started the Fabric Gateway stand-in at {net.endpoint} (TLS, channel {net.channel})")
+        orgs = [FabricOrg(net.endpoint, m, *net.clients[m], net.tls_root) for m in msps.values()]
         yield {"ledger": "fabric", "fabric_orgs": orgs}
 
 

@@ -53,6 +53,9 @@ def consortium_init(
     fabric_identity: list[str] = typer.Option(
         [], help="fabric: each org's client identity as MSPID:CERT.pem:KEY.pem, in the orgs' order (repeat)."
     ),
+    fabric_tls_root: Path | None = typer.Option(
+        None, help="fabric: the gateway peers' TLS CA certificate (unset: plaintext, loopback only)."
+    ),
     fabric_channel: str = typer.Option("confide", help="fabric: the channel the chaincode is committed on."),
     fabric_chaincode: str = typer.Option("confide-log", help="fabric: the ConfideLog chaincode's name."),
     chainmaker_config: list[Path] = typer.Option(
@@ -85,7 +88,7 @@ def consortium_init(
             if len(parts) != 3 or not all(parts):
                 fail(f"--fabric-identity {item!r} is not MSPID:CERT.pem:KEY.pem")
             gw = fabric_gateway[i if len(fabric_gateway) > 1 else 0]
-            fabric_orgs.append(FabricOrg(gw, parts[0], Path(parts[1]), Path(parts[2])))
+            fabric_orgs.append(FabricOrg(gw, parts[0], Path(parts[1]), Path(parts[2]), fabric_tls_root))
     init_consortium(
         directory,
         entries,

@@ -12,6 +12,7 @@ real network's certificates come from).
 from __future__ import annotations
 
 import datetime
+import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -155,13 +156,14 @@ def issue_ca(org: str) -> tuple[bytes, ec.EllipticCurvePrivateKey]:
 
 
 def issue_cert(
-    ca_pem: bytes, ca_key: ec.EllipticCurvePrivateKey, cn: str, org: str
+    ca_pem: bytes, ca_key: ec.EllipticCurvePrivateKey, cn: str, org: str, *, hosts: tuple[str, ...] = ()
 ) -> tuple[bytes, ec.EllipticCurvePrivateKey]:
-    """A client or peer certificate issued by ``ca`` (certificate PEM, key)."""
+    """A client or peer certificate issued by ``ca`` (certificate PEM, key); ``hosts``: the DNS
+    names and IP addresses a TLS server certificate is for."""
     ca = x509.load_pem_x509_certificate(ca_pem)
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.datetime.now(datetime.UTC)
-    cert = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(_name(cn, org))
         .issuer_name(ca.subject)
@@ -169,8 +171,16 @@ def issue_cert(
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=365))
-        .sign(ca_key, hashes.SHA256())
     )
+    if hosts:
+        names: list[x509.GeneralName] = []
+        for h in hosts:
+            try:
+                names.append(x509.IPAddress(ipaddress.ip_address(h)))
+            except ValueError:
+                names.append(x509.DNSName(h))
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    cert = builder.sign(ca_key, hashes.SHA256())
     return cert.public_bytes(serialization.Encoding.PEM), key
 
 

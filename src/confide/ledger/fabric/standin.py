@@ -18,8 +18,11 @@ peer, its ordering service and its committing peers do for one channel:
 * **CommitStatus / ChaincodeEvents**: signed requests; commit status waits for the block; events
   stream from a block number (after a tx id), then live.
 
+TLS: with ``tls`` in its config the Gateway is served over TLS (server authentication, as a peer's
+client port; the clients trust its TLS CA).
+
 What it does not do: consensus or a second peer (one process orders and commits; a real channel has
-Raft or BFT orderers and an endorsement policy over several orgs' peers), TLS, persistence (the
+Raft or BFT orderers and an endorsement policy over several orgs' peers), mutual TLS, persistence (the
 chain lives in memory for the process's life), private data, channel config updates. Several
 chaincode names may be served (one world-state namespace each) by the one chaincode server, so each
 test gets a fresh log.
@@ -438,7 +441,13 @@ def serve(config: dict[str, Any]) -> tuple[grpc.Server, StandInPeer]:
         options=[("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)],
     )
     gateway_pb2_grpc.add_GatewayServicer_to_server(servicer, server)
-    if server.add_insecure_port(config["listen"]) == 0:
+    tls = config.get("tls")
+    if tls:  # the gateway's TLS server certificate and key (clients trust its TLS CA)
+        creds = grpc.ssl_server_credentials([(Path(tls["key"]).read_bytes(), Path(tls["cert"]).read_bytes())])
+        port = server.add_secure_port(config["listen"], creds)
+    else:
+        port = server.add_insecure_port(config["listen"])
+    if port == 0:
         raise OSError(f"cannot listen on {config['listen']}")
     server.start()
     return server, servicer
