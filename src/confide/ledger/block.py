@@ -203,7 +203,7 @@ def signed_by_any(keys: Sequence[PublicKey], signature: bytes, header_bytes: byt
 def _check_derived(block: Block, header: BlockHeader, derivers: Sequence[PublicKey], height: int) -> None:
     if not header.anchor or header.orderer:
         raise ChainCorrupted(
-            height, "on an evm or etcd chain every block is derived: an anchor and no orderer"
+            height, "on a chain ordered by an outside log every block is derived: an anchor and no orderer"
         )
     if not signed_by_any(derivers, block.signature, block.header_bytes):
         raise ChainCorrupted(height, "the derived block is not signed by a node of the consortium")

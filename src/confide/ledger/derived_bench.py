@@ -134,8 +134,8 @@ def run_derived_ledger_bench(
     endpoint: str | None = None,
     account_key: str | None = None,
 ) -> dict[str, Any]:
-    """``name``: evm or etcd. ``endpoint``: the chain's JSON-RPC URL or one etcd member's client URL
-    (default: start a local ganache or a local three-member cluster)."""
+    """``name``: evm, etcd, fabric or chainmaker. ``endpoint``: the chain's JSON-RPC URL or one etcd
+    member's client URL (default: start a local ganache, a three-member cluster, or a stand-in)."""
     tmp = None
     if workdir is None:
         tmp = tempfile.TemporaryDirectory(prefix=f"confide-bench-{name}-")

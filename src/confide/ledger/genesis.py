@@ -199,8 +199,9 @@ class Genesis(_Strict):
 
 
 def block_derivers(genesis: Genesis) -> list[str]:
-    """Public keys (hex) that may sign derived (``evm``, ``etcd``) blocks: the orderer key's and every node's.
-    Empty for an ``embedded`` consortium, whose blocks only the orderer signs."""
+    """Public keys (hex) that may sign derived blocks (``evm``, ``etcd``, ``fabric``, ``chainmaker``):
+    the orderer key's and every node's. Empty for an ``embedded`` consortium, whose blocks only the
+    orderer signs."""
     if genesis.ledger.backend == "embedded":
         return []
     return genesis_tls_keys(genesis)

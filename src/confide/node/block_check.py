@@ -128,7 +128,7 @@ def _prev_link(header: BlockHeader, prev_hash: str) -> Check:
 
 
 def _orderer_signature(replica: Replica, block: Block, header: BlockHeader) -> Check:
-    if replica.derivers:  # an evm or etcd chain: derived from the log, signed by the node that derived it
+    if replica.derivers:  # a derived chain: from the log, signed by the node that derived it
         if signed_by_any(replica.derivers, block.signature, block.header_bytes):
             return Check(
                 "orderer_signature",

@@ -51,7 +51,8 @@ def _header_view(ctx: NodeContext, block: Block, height: int) -> dict[str, Any]:
         "tx_count": h.tx_count,
         "orderer": h.orderer,
         "tx_root": h.tx_root,
-        **({"anchor": h.anchor} if h.anchor else {}),  # a block derived from an evm or etcd log
+        # a block derived from an outside log (evm, etcd, fabric, chainmaker) says where it comes from
+        **({"anchor": h.anchor} if h.anchor else {}),
     }
 
 
