@@ -45,10 +45,12 @@ def _prefix_end(prefix: bytes) -> bytes:
 
 class EtcdLog:
     def __init__(
-        self, endpoints: Sequence[str], namespace: str, *, timeout_s: float = 5.0, retry_s: float = 5.0
+        self, endpoints: Sequence[str], namespace: str, *, timeout_s: float = 2.0, retry_s: float = 20.0
     ) -> None:
         """``namespace``: the consortium's (chain id and genesis digest), so one cluster may keep
-        several consortia's logs and a node never reads another's."""
+        several consortia's logs and a node never reads another's. ``timeout_s`` bounds one request
+        and is well under ``retry_s``, the window for retries: a request caught by a leader's loss
+        can hang until etcd gives up on it (seconds), and must not use up the whole window."""
         if not endpoints:
             raise EtcdError("no etcd endpoint configured")
         self.endpoints = [e.rstrip("/") for e in endpoints]
