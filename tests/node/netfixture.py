@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,18 +24,43 @@ def start_network(root: Path, database_url: str | None = None) -> LocalNetwork:
     return start_local_network(root, ORGS, chain_id="net-test", database_url=database_url)
 
 
+@contextmanager
+def env_var(name: str, value: str) -> Iterator[None]:
+    """``name=value`` in this process's environment (so node processes started inside inherit it),
+    restored afterwards."""
+    old = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(name)
+        else:
+            os.environ[name] = old
+
+
 def start_network_logging_wire(root: Path) -> LocalNetwork:
     """A network whose nodes' PSI/MPC inboxes append every message they accept to
     ``root.parent / "wire.bin"`` (``CONFIDE_PSI_WIRE_LOG``), for the canary tests."""
-    old = os.environ.get("CONFIDE_PSI_WIRE_LOG")
-    os.environ["CONFIDE_PSI_WIRE_LOG"] = str(root.parent / "wire.bin")
-    try:
+    with env_var("CONFIDE_PSI_WIRE_LOG", str(root.parent / "wire.bin")):
         return start_network(root)
-    finally:
-        if old is None:
-            os.environ.pop("CONFIDE_PSI_WIRE_LOG")
-        else:
-            os.environ["CONFIDE_PSI_WIRE_LOG"] = old
+
+
+def receiving_side(net: LocalNetwork, org: str) -> list[Path]:
+    """What a canary must never reach: every file in ``org``'s node folder and the orderer's, their
+    logs, every node's copy of the ledger, and the wire log."""
+    places = [p for p in (net.root / org).rglob("*") if p.is_file()]
+    places += [p for p in (net.root / "orderer").rglob("*") if p.is_file()]
+    places += [net.root / f"{o}.log" for o in (org, "orderer")]
+    places += [net.root / o / "node.sqlite" for o in net.orgs]
+    return [*places, net.root.parent / "wire.bin"]
+
+
+def assert_absent(canaries: Sequence[bytes], places: Sequence[Path]) -> None:
+    for path in places:
+        data = path.read_bytes()
+        for canary in canaries:
+            assert canary not in data, f"{canary[:40]!r} found in {path}"
 
 
 def grant(

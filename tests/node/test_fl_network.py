@@ -8,7 +8,6 @@ planted in the cities' data never reach the coordinator's disk, logs, any ledger
 from __future__ import annotations
 
 import csv
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from netfixture import assert_absent, env_var, receiving_side
 
 from confide.crypto import Identity, load_identity
 from confide.crypto.httpsig import sign_request
@@ -60,15 +60,8 @@ def _rows(seed: int, n: int = 1200) -> list[list[Any]]:
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalNetwork]:
     root = tmp_path_factory.mktemp("fl-net") / "consortium"
-    old = os.environ.get("CONFIDE_PSI_WIRE_LOG")
-    os.environ["CONFIDE_PSI_WIRE_LOG"] = str(root.parent / "wire.bin")  # the coordinator logs every step
-    try:
+    with env_var("CONFIDE_PSI_WIRE_LOG", str(root.parent / "wire.bin")):  # the coordinator logs every step
         n = start_local_network(root, ORGS, chain_id="fl-test")
-    finally:
-        if old is None:
-            os.environ.pop("CONFIDE_PSI_WIRE_LOG")
-        else:
-            os.environ["CONFIDE_PSI_WIRE_LOG"] = old
     yield n
     n.stop_all()
 
@@ -257,14 +250,7 @@ def test_canaries_never_reach_the_coordinator_the_ledger_or_the_wire(
         for row in _rows(i)[1:40]:
             canaries.append(np.array(row[1:4], dtype="<f8").tobytes())
     assert str(CANARY_VALUE).encode() in (net.root / "city-b" / "data" / "records.csv").read_bytes()
-    places = [p for p in (net.root / "bureau").rglob("*") if p.is_file()]
-    places += [p for p in (net.root / "orderer").rglob("*") if p.is_file()]
-    places += [net.root / f"{o}.log" for o in ("bureau", "orderer")]
-    places += [net.root / o / "node.sqlite" for o in net.orgs]  # every node's copy of the ledger
-    for path in [*places, net.root.parent / "wire.bin"]:
-        data = path.read_bytes()
-        for canary in canaries:
-            assert canary not in data, f"{canary[:40]!r} found in {path}"
+    assert_absent(canaries, receiving_side(net, "bureau"))
 
 
 def _digests(analyst: Client, task: str) -> list[str]:

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from netfixture import Network, grant, owners_and_datasets, start_network_logging_wire
+from netfixture import Network, grant, owners_and_datasets, receiving_side, start_network_logging_wire
 from typer.testing import CliRunner
 
 from confide.crypto import load_identity
@@ -351,10 +351,6 @@ def test_partner_only_numbers_never_reach_the_bank_the_ledger_or_the_wire(
     assert PARTNER_ONLY_RE.search((net.root / "power" / "data" / "subscribers.csv").read_bytes())  # planted
     wire = (net.root.parent / "wire.bin").read_bytes()
     assert len(wire) > 10_000  # the runs above went over the wire, masked
-    places = [p for p in (net.root / "bank").rglob("*") if p.is_file()]
-    places += [p for p in (net.root / "orderer").rglob("*") if p.is_file()]
-    places += [net.root / f"{o}.log" for o in ("bank", "orderer")]
-    places += [net.root / o / "node.sqlite" for o in net.orgs]
-    for path in [*places, net.root.parent / "wire.bin"]:
+    for path in receiving_side(net, "bank"):
         data = path.read_bytes()
         assert not PARTNER_ONLY_RE.search(data), f"a partner-only number found in {path}"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import signal
 import time
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from netfixture import Network, owners_and_datasets, start_network
+from netfixture import Network, assert_absent, env_var, owners_and_datasets, receiving_side, start_network
 
 from confide.crypto import load_identity
 from confide.crypto.canonical import canonical_bytes
@@ -87,16 +86,8 @@ def _expected() -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
     root = tmp_path_factory.mktemp("tee-net") / "consortium"
-    wire = root.parent / "wire.bin"
-    old = os.environ.get("CONFIDE_TEE_WIRE_LOG")
-    os.environ["CONFIDE_TEE_WIRE_LOG"] = str(wire)  # the bank node records every byte owners send it
-    try:
+    with env_var("CONFIDE_TEE_WIRE_LOG", str(root.parent / "wire.bin")):  # the bank records what owners send
         n = start_network(root)
-    finally:
-        if old is None:
-            os.environ.pop("CONFIDE_TEE_WIRE_LOG")
-        else:
-            os.environ["CONFIDE_TEE_WIRE_LOG"] = old
     yield n
     n.stop_all()
 
@@ -442,12 +433,6 @@ def test_canaries_never_reach_the_bank_the_ledger_or_the_wire(net: Network, worl
     assert TAX_CANARY.encode() in (net.root / "tax" / "data" / "filings.csv").read_bytes()  # planted
     wire = (net.root.parent / "wire.bin").read_bytes()
     assert len(wire) > 10_000  # every run above streamed the canary columns, encrypted
-    places = [p for p in (net.root / "bank").rglob("*") if p.is_file()]
-    places += [p for p in (net.root / "orderer").rglob("*") if p.is_file()]
-    places += [net.root / f"{o}.log" for o in ("bank", "orderer")]
-    places += [net.root / o / "node.sqlite" for o in net.orgs]  # every node's copy of the ledger
+    places = receiving_side(net, "bank")
     assert any(p.name.endswith(".sealed") for p in places)  # the sealed outputs are there, sealed
-    for path in [*places, net.root.parent / "wire.bin"]:
-        data = path.read_bytes()
-        for canary in canaries:
-            assert canary not in data, f"{canary!r} found in {path}"
+    assert_absent(canaries, places)
