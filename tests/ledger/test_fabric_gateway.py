@@ -299,6 +299,10 @@ def test_consortium_init_binds_the_chaincode_once_and_refuses_another_consortium
     with pytest.raises(LedgerError, match="each org's gateway"):
         init_consortium(tmp_path / "short", orgs, **kw | {"fabric_orgs": fab[:1]})
     assert not (tmp_path / "short").exists()  # bad input changes nothing
+    mixed = [fab[0], FabricOrg(net.endpoint, "Org2MSP", net.clients["Org2MSP"][0], net.clients["Org1MSP"][1])]
+    with pytest.raises(LedgerError, match="is not the key of the certificate"):
+        init_consortium(tmp_path / "mixed", orgs, **kw | {"fabric_orgs": mixed})
+    assert not (tmp_path / "mixed").exists()
     init_consortium(tmp_path / "c1", orgs, chain_id="c-one", **kw)
     cfg = load_node_config(tmp_path / "c1" / "tax")
     assert cfg.fabric_msp_id == "Org2MSP" and cfg.fabric_gateway == net.endpoint and cfg.orderer_url is None

@@ -134,6 +134,10 @@ def init_consortium(
     elif ledger == "fabric":
         if len(fabric_orgs) != len(orgs):
             raise LedgerError("a fabric consortium needs each org's gateway and identity, in the orgs' order")
+        from ..ledger.fabric.msp import FabricIdentity
+
+        for f in fabric_orgs:  # every org's identity loads (cert and key match) before anything is written
+            FabricIdentity.load(f.msp_id, f.cert, f.key)
         _fabric_bind(chain_id, fabric_orgs[0], fabric_channel, fabric_chaincode)
         ledger_cfg = {
             "ledger": {
@@ -203,13 +207,13 @@ def init_consortium(
             provision_host(d / "tee", od / "tee")
             tee_files = {"tee_dir": "tee", "runtime_build": "../tee/runtime-build.json"}
         db = database_url.format(org=o.id) if database_url else "sqlite:///node.sqlite"
-        evm_files: dict[str, object] = {}
+        ledger_files: dict[str, object] = {}
         if o.id in evm_keys:
             (od / "keys" / "evm.key").write_text(evm_keys[o.id] + "\n", encoding="utf-8")
             (od / "keys" / "evm.key").chmod(0o600)
-            evm_files = {"evm_rpc_url": str(evm_rpc_url), "evm_account_key": "keys/evm.key"}
+            ledger_files = {"evm_rpc_url": str(evm_rpc_url), "evm_account_key": "keys/evm.key"}
         if ledger == "etcd":  # this org's member first, the others as fallbacks
-            evm_files = {
+            ledger_files = {
                 "etcd_endpoints": [etcd_endpoints[i], *(e for j, e in enumerate(etcd_endpoints) if j != i)]
             }
         if ledger == "fabric":
@@ -217,7 +221,7 @@ def init_consortium(
             for src, dst in ((f.cert, "fabric-cert.pem"), (f.key, "fabric-key.pem")):
                 (od / "keys" / dst).write_bytes(Path(src).read_bytes())
                 (od / "keys" / dst).chmod(0o600)
-            evm_files = {
+            ledger_files = {
                 "fabric_gateway": f.gateway,
                 "fabric_msp_id": f.msp_id,
                 "fabric_cert": "keys/fabric-cert.pem",
@@ -225,9 +229,9 @@ def init_consortium(
             }
             if f.tls_root is not None:
                 (od / "keys" / "fabric-tls-root.pem").write_bytes(Path(f.tls_root).read_bytes())
-                evm_files["fabric_tls_root"] = "keys/fabric-tls-root.pem"
+                ledger_files["fabric_tls_root"] = "keys/fabric-tls-root.pem"
         if ledger == "chainmaker":  # the org's own SDK config, where it is (it names its certificates)
-            evm_files = {"chainmaker_sdk_config": str(Path(chainmaker_configs[i]).resolve())}
+            ledger_files = {"chainmaker_sdk_config": str(Path(chainmaker_configs[i]).resolve())}
         _write_json(
             od / "node.json",
             {
@@ -236,7 +240,7 @@ def init_consortium(
                 "port": base_port + 1 + i,
                 "console_port": base_port + 1 + len(orgs) + i,  # http on loopback; see NodeConfig
                 **({"orderer_url": orderer_url} if ledger == "embedded" else {}),
-                **evm_files,
+                **ledger_files,
                 "database_url": db,
                 "data_dir": "data",
                 "node_key": "keys/node.pem",
