@@ -6,6 +6,7 @@ must pass the same tests. Each test gets a fresh chain from the named backend.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -48,6 +49,9 @@ class Harness:
         self.name = name
         self.tmp = tmp
         self.evm = evm
+        # a name no other harness of this run has (id(self) is reused once an earlier harness is freed,
+        # and a reused name would find the earlier harness's log on the shared etcd, fabric or chainmaker)
+        self.fresh = secrets.token_hex(6)
         if name == "evm":  # a fresh log on the test's EVM node; this harness derives the blocks
             from confide.ledger.evm import EvmLog
             from confide.ledger.evm.backend import log_tag
@@ -57,8 +61,9 @@ class Harness:
             ledger = {"backend": "evm", "evm": {"log_address": log.address, "chain_id": 1337}}
             self.genesis = Genesis.model_validate(self.genesis.model_dump(mode="json") | {"ledger": ledger})
         if name == "etcd":  # a log of its own on the test's three-member cluster (a fresh genesis digest)
+            doc = self.genesis.model_dump(mode="json")
             self.genesis = Genesis.model_validate(
-                self.genesis.model_dump(mode="json") | {"ledger": {"backend": "etcd"}, "name": f"t{id(self)}"}
+                doc | {"ledger": {"backend": "etcd"}, "name": f"t{self.fresh}"}
             )
         if name == "fabric":  # a fresh chaincode name on the stand-in channel: a log of its own
             from confide.ledger.fabric.gateway import FabricGateway
@@ -66,7 +71,7 @@ class Harness:
             from confide.ledger.ordered_log import log_tag
 
             assert fabric is not None
-            chaincode = f"log-{id(self)}"
+            chaincode = f"log-{self.fresh}"
             gw = FabricGateway(fabric.endpoint, fabric.identity("Org1MSP"), fabric.channel, chaincode)
             FabricLog(gw).init(log_tag(self.genesis.chain_id))
             gw.close()
@@ -76,7 +81,7 @@ class Harness:
             from confide.ledger.ordered_log import log_tag
 
             assert chainmaker is not None
-            contract = f"log_{id(self)}"
+            contract = f"log_{self.fresh}"
             chainmaker.deploy(contract, log_tag(self.genesis.chain_id)).close()
             ledger = {
                 "backend": "chainmaker",
