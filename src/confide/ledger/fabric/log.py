@@ -23,6 +23,8 @@ import threading
 import time
 from typing import Any
 
+from fabric_protos.peer import transaction_pb2
+
 from ..ordered_log import Cursor, LogEntry
 from .gateway import ChaincodeEvents, FabricCommitError, FabricError, FabricGateway, Submitted
 
@@ -30,7 +32,6 @@ __all__ = ["FabricLog", "FabricReader"]
 
 MAX_BATCH_BYTES = 1 << 20  # the chaincode's per-entry limit; keeps a batch well under a block's 10 MB
 MVCC_RETRIES = 20
-_MVCC = 11  # TxValidationCode.MVCC_READ_CONFLICT
 
 
 class FabricLog:
@@ -53,7 +54,7 @@ class FabricLog:
             try:
                 return self.gateway.submit("Append", body)
             except FabricCommitError as exc:
-                if exc.code != _MVCC:
+                if exc.code != transaction_pb2.MVCC_READ_CONFLICT:
                     raise
                 time.sleep(random.uniform(0, 0.02 * (attempt + 1)))  # another appender won the count
         raise FabricError(

@@ -30,7 +30,7 @@ from fabric_protos.peer import (
 
 from ..errors import LedgerError
 
-__all__ = ["ChaincodeConnection", "ChaincodeShimError", "Simulation"]
+__all__ = ["ChaincodeConnection", "ChaincodeShimError", "Outcome", "Simulation"]
 
 M = chaincode_shim_pb2.ChaincodeMessage
 

@@ -57,7 +57,7 @@ from fabric_protos.peer import (
 
 from .msp import FabricIdentity, FabricIdentityError, MspVerifier
 from .protocol import ParsedProposal, parse_proposal, proposal_hash, transaction_parts
-from .shim import ChaincodeConnection, ChaincodeShimError, Simulation
+from .shim import ChaincodeConnection, ChaincodeShimError, Outcome, Simulation
 
 __all__ = ["StandInPeer", "main", "serve"]
 
@@ -126,6 +126,16 @@ class StandInPeer(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
         context.abort(code, message)
         raise AssertionError("grpc's abort raises")
 
+    def _signed_by(
+        self, context: grpc.ServicerContext, creator: bytes, message: bytes, signature: bytes, refusal: str
+    ) -> None:
+        """Refuse the call (PERMISSION_DENIED, ``refusal: why``) unless ``signature`` over ``message``
+        is ``creator``'s, a channel member's."""
+        try:
+            self.msp.verify(creator, message, signature)
+        except FabricIdentityError as exc:
+            self._abort(context, grpc.StatusCode.PERMISSION_DENIED, f"{refusal}: {exc}")
+
     def _check_proposal(
         self, signed: proposal_pb2.SignedProposal, context: grpc.ServicerContext
     ) -> ParsedProposal:
@@ -133,10 +143,7 @@ class StandInPeer(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
             p = parse_proposal(signed.proposal_bytes)
         except ValueError as exc:
             self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        try:
-            self.msp.verify(p.creator, signed.proposal_bytes, signed.signature)
-        except FabricIdentityError as exc:
-            self._abort(context, grpc.StatusCode.PERMISSION_DENIED, f"access denied: {exc}")
+        self._signed_by(context, p.creator, signed.proposal_bytes, signed.signature, "access denied")
         if p.channel != self.channel:
             self._abort(context, grpc.StatusCode.NOT_FOUND, f"channel {p.channel!r} not found")
         if p.chaincode not in self.chaincodes and "*" not in self.chaincodes:
@@ -147,31 +154,34 @@ class StandInPeer(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
             )
         return p
 
-    def _simulate(self, p: ParsedProposal, signed: proposal_pb2.SignedProposal) -> tuple[Simulation, Any]:
+    def _scan(self, ns: str, start: str, end: str) -> list[tuple[str, bytes, Version]]:
+        """Namespace ``ns``'s keys in ``[start, end)`` (``end`` empty: to the last), in key order."""
+        keys = sorted(k for n, k in self.state if n == ns and k >= start and (not end or k < end))
+        return [(k, *self.state[(ns, k)]) for k in keys]
+
+    def _simulate(
+        self, p: ParsedProposal, signed: proposal_pb2.SignedProposal, context: grpc.ServicerContext
+    ) -> tuple[Simulation, Outcome]:
+        """Run the chaincode on a simulation of the state; refuse the call when the chaincode server
+        is unreachable (UNAVAILABLE) or the chaincode answers an error (ABORTED, its message)."""
         ns = p.chaincode
-
-        def get(key: str) -> tuple[bytes, Version] | None:
-            return self.state.get((ns, key))
-
-        def scan(start: str, end: str) -> list[tuple[str, bytes, Version]]:
-            keys = sorted(k for n, k in self.state if n == ns and k >= start and (not end or k < end))
-            return [(k, *self.state[(ns, k)]) for k in keys]
-
-        sim = Simulation(ns, get, scan)
-        with self.cond:  # a consistent snapshot: no block commits while the chaincode runs
-            outcome = self.connection.execute(p.channel, p.tx_id, signed, p.args, sim)
-        return sim, outcome
-
-    # ---- the Gateway service
-    def Evaluate(self, request: gateway_pb2.EvaluateRequest, context: grpc.ServicerContext) -> Any:
-        p = self._check_proposal(request.proposed_transaction, context)
+        sim = Simulation(
+            ns, lambda key: self.state.get((ns, key)), lambda start, end: self._scan(ns, start, end)
+        )
         try:
-            _, outcome = self._simulate(p, request.proposed_transaction)
+            with self.cond:  # a consistent snapshot: no block commits while the chaincode runs
+                outcome = self.connection.execute(p.channel, p.tx_id, signed, p.args, sim)
         except ChaincodeShimError as exc:
             self._abort(context, grpc.StatusCode.UNAVAILABLE, str(exc))
         if outcome.response.status >= 400:
             msg = f"chaincode response {outcome.response.status}, {outcome.response.message}"
             self._abort(context, grpc.StatusCode.ABORTED, msg)
+        return sim, outcome
+
+    # ---- the Gateway service
+    def Evaluate(self, request: gateway_pb2.EvaluateRequest, context: grpc.ServicerContext) -> Any:
+        p = self._check_proposal(request.proposed_transaction, context)
+        _, outcome = self._simulate(p, request.proposed_transaction, context)
         return gateway_pb2.EvaluateResponse(result=outcome.response)
 
     def Endorse(self, request: gateway_pb2.EndorseRequest, context: grpc.ServicerContext) -> Any:
@@ -183,13 +193,7 @@ class StandInPeer(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
                 grpc.StatusCode.INVALID_ARGUMENT,
                 "the request's tx id or channel is not the proposal's",
             )
-        try:
-            sim, outcome = self._simulate(p, signed)
-        except ChaincodeShimError as exc:
-            self._abort(context, grpc.StatusCode.UNAVAILABLE, str(exc))
-        if outcome.response.status >= 400:
-            msg = f"chaincode response {outcome.response.status}, {outcome.response.message}"
-            self._abort(context, grpc.StatusCode.ABORTED, msg)
+        sim, outcome = self._simulate(p, signed, context)
         event = outcome.event
         if event is not None:  # the peer names the chaincode and tx on the event, as Fabric's does
             event.chaincode_id, event.tx_id = p.chaincode, p.tx_id
@@ -270,12 +274,10 @@ class StandInPeer(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
                 grpc.StatusCode.INVALID_ARGUMENT,
                 "the envelope's channel or tx id is not the request's",
             )
-        try:  # the ordering service admits only envelopes signed by a channel writer
-            self.msp.verify(parts.creator, envelope.payload, envelope.signature)
-        except FabricIdentityError as exc:
-            self._abort(
-                context, grpc.StatusCode.PERMISSION_DENIED, f"the orderer refused the envelope: {exc}"
-            )
+        # the ordering service admits only envelopes signed by a channel writer
+        self._signed_by(
+            context, parts.creator, envelope.payload, envelope.signature, "the orderer refused the envelope"
+        )
         with self.cond:
             self._queue.append(envelope)
             self.cond.notify_all()
@@ -285,10 +287,7 @@ class StandInPeer(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
         self, request: gateway_pb2.SignedCommitStatusRequest, context: grpc.ServicerContext
     ) -> Any:
         req = gateway_pb2.CommitStatusRequest.FromString(request.request)
-        try:
-            self.msp.verify(req.identity, request.request, request.signature)
-        except FabricIdentityError as exc:
-            self._abort(context, grpc.StatusCode.PERMISSION_DENIED, f"access denied: {exc}")
+        self._signed_by(context, req.identity, request.request, request.signature, "access denied")
         deadline = time.monotonic() + (context.time_remaining() or 60.0)
         with self.cond:
             while req.transaction_id not in self.statuses:
@@ -307,10 +306,7 @@ class StandInPeer(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
         self, request: gateway_pb2.SignedChaincodeEventsRequest, context: grpc.ServicerContext
     ) -> Iterator[Any]:
         req = gateway_pb2.ChaincodeEventsRequest.FromString(request.request)
-        try:
-            self.msp.verify(req.identity, request.request, request.signature)
-        except FabricIdentityError as exc:
-            self._abort(context, grpc.StatusCode.PERMISSION_DENIED, f"access denied: {exc}")
+        self._signed_by(context, req.identity, request.request, request.signature, "access denied")
         if req.channel_id != self.channel:
             self._abort(context, grpc.StatusCode.NOT_FOUND, f"channel {req.channel_id!r} not found")
         pos = req.start_position
@@ -384,11 +380,7 @@ class StandInPeer(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
                 if (cur[1] if cur else None) != want:
                     return V.MVCC_READ_CONFLICT, parts
             for q in kv.range_queries_info:
-                now = [
-                    (k, v[1])
-                    for (n, k), v in sorted(self.state.items())
-                    if n == ns.namespace and k >= q.start_key and (not q.end_key or k < q.end_key)
-                ]
+                now = [(k, v) for k, _, v in self._scan(ns.namespace, q.start_key, q.end_key)]
                 then = [(r.key, (r.version.block_num, r.version.tx_num)) for r in q.raw_reads.kv_reads]
                 if now != then:
                     return V.PHANTOM_READ_CONFLICT, parts
