@@ -143,3 +143,18 @@ def test_a_peer_whose_spu_process_dies_mid_run_stops_both(workers: SpuWorkers, t
     assert time.monotonic() - start < 60
     assert len(taken) == 2 and all(w.proc.poll() is not None for w in taken), "both SPU processes stopped"
     assert not list(tmp_path.rglob("*.csv"))
+
+
+def test_a_dead_workers_reason_is_the_end_of_its_log(workers: SpuWorkers) -> None:
+    """SPU logs long config lines before it aborts; what a caller (and the peer, capped at 500
+    characters) is told must be the end of the log, where the reason is."""
+    w = workers.take()
+    try:
+        with (w.dir / "spu.log").open("a") as log:
+            log.write("[info] PSI config: " + "x" * 3000 + "\n")
+            log.write("Check failed: something went wrong in Rr22PsiReceiver::Init\n")
+        tail = w.log_tail()
+        assert tail.endswith("Check failed: something went wrong in Rr22PsiReceiver::Init")
+        assert len(tail) <= 401 and tail.startswith("…")
+    finally:
+        w.close()

@@ -270,11 +270,15 @@ class SpuWorker:
             result: dict[str, Any] = msg["result"]
             return result
 
-    def log_tail(self, lines: int = 5) -> str:
+    def log_tail(self, lines: int = 5, chars: int = 400) -> str:
+        """The end of the worker's log: its last ``lines`` lines, of which the last ``chars``
+        characters (the reason a worker died is at the very end; an abort's reason crosses the tunnel
+        capped at 500 characters, and SPU's long config lines would push it out)."""
         with contextlib.suppress(OSError):
             self._log.flush()
             text = (self.dir / "spu.log").read_text(errors="replace").strip().splitlines()
-            return " | ".join(text[-lines:]) or "no output"
+            tail = " | ".join(text[-lines:])
+            return ("…" + tail[-chars:] if len(tail) > chars else tail) or "no output"
         return "no output"
 
     def kill(self) -> None:
