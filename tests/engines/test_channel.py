@@ -465,3 +465,19 @@ def test_only_the_original_order_is_accepted(order: list[int]) -> None:
     assert accepted == (order == list(range(N)))
     if accepted:
         assert result.equals(SMALL)
+
+
+def test_input_digest_known_answer() -> None:
+    """The input digest is BLAKE3 (the official empty-input vector) over label || (u32 len || frame)*."""
+    import blake3
+
+    from confide.engines.tee.wire import INPUT_LABEL, input_digest
+
+    assert (
+        blake3.blake3(b"").hexdigest() == "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
+    )
+    frames = [b"abc", bytes(range(256)) * 5]
+    assert INPUT_LABEL == b"confide/tee/input/v2\x00"
+    assert input_digest(frames).hex() == "a42f331fe7b2d487da603274d9c842af251954f09479516654438fd84a1ea318"
+    assert input_digest(frames[::-1]) != input_digest(frames)  # order is bound
+    assert input_digest([b"abcx", frames[1][1:]]) != input_digest(frames)  # frame boundaries are bound

@@ -64,7 +64,6 @@ from .functions import TaskFunction, lookup
 from .quote import parse_quote
 from .sealing import SealError, SealingRoot, seal, unseal
 from .wire import (
-    INPUT_LABEL,
     MessageReader,
     Reader,
     Stream,
@@ -72,6 +71,7 @@ from .wire import (
     Writer,
     arrow_ipc,
     box_for_requester,
+    input_hasher,
     read_message,
     result_message,
     sealed_aad,
@@ -254,7 +254,7 @@ class Enclave:
         if not _ALIAS.fullmatch(alias) or alias in self._tables or dataset_id in self._digests:
             raise EnclaveRefused("protocol")
         ctx = TransferContext(self._quote_digest, self._task_id, dataset_id, _field(h, "sender_key_id", str))
-        self._rx = (alias, dataset_id, ChannelReceiver(self._channel_key, ctx), hashlib.sha256(INPUT_LABEL))
+        self._rx = (alias, dataset_id, ChannelReceiver(self._channel_key, ctx), input_hasher())
         self.state = "receiving"
 
     def _on_frame(self, _: dict[str, Any], frame: bytes | memoryview) -> None:

@@ -7,9 +7,9 @@ The enclave host computes these before it launches an enclave, and owners recomp
   order: u64 length || path under the ``confide`` package || u64 length || source bytes). The list
   is every ``confide`` module the enclave process executes for its own work, sorted;
 * locked dependencies = the text of ``constraints.txt`` at the root of the source tree (every pinned
-  package, test tools included). Installed without it, the ``name==version`` lines of cryptography,
-  duckdb and pyarrow from ``importlib.metadata``, which gives another MRENCLAVE: owners must measure
-  the way the host does;
+  package, test tools included). Installed without it, the ``name==version`` lines of blake3,
+  cryptography, duckdb, numpy and pyarrow from ``importlib.metadata``, which gives another MRENCLAVE:
+  owners must measure the way the host does;
 * MRENCLAVE = ``attestation.mrenclave(runtime digest, locked dependencies, task code)``, the task
   code being the SQL text or the registered function's source (``functions.task_code``);
 * MRSIGNER = ``attestation.mrsigner`` of the Ed25519 key that signed the :class:`RuntimeBuild`
@@ -59,7 +59,7 @@ RUNTIME_FILES = (
 )
 PACKAGE_DIR = Path(__file__).resolve().parents[2]
 _RUNTIME_TAG, _BUILD_LABEL = b"confide/tee/runtime/v1\x00", b"confide/tee/runtime-build/v1\x00"
-_FALLBACK_DEPS = ("cryptography", "duckdb", "numpy", "pyarrow")
+_FALLBACK_DEPS = ("blake3", "cryptography", "duckdb", "numpy", "pyarrow")
 
 
 def runtime_digest() -> bytes:

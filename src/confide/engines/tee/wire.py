@@ -6,8 +6,11 @@ big-endian.
 * **Message** on the host <-> enclave pipe: ``u32 header length || u64 body length || header ||
   body``; the header is a canonical-JSON object with a string ``"type"``, at most 1 MiB; the body is
   raw bytes (a frame, a quote, a sealed output, a release box) and often empty.
-* **Input digest** = SHA-256(``INPUT_LABEL`` || for each trusted-channel frame, in order: u32 length
-  || frame). The enclave reports it per input; the owner computes it over the frames it sent.
+* **Input digest** = BLAKE3(``INPUT_LABEL`` || for each trusted-channel frame, in order: u32 length
+  || frame), 32 bytes. The enclave reports it per input; the owner computes it over the frames it
+  sent. BLAKE3, not SHA-256: both sides hash every byte of every input, and BLAKE3 does it about
+  4.5 times faster here (5.1 vs 1.1 GB/s on one core with SHA-NI), with the same 128-bit collision
+  resistance (docs/tee.md, "Benchmark").
 * **Result statement** ``{input_digests: {dataset_id: hex}, output_digest, quote_digest, task_id,
   tee_type}``; the enclave's Ed25519 result key signs ``RESULT_LABEL || canonical JSON``.
   ``output_digest`` = SHA-256 of the output's Arrow IPC stream bytes (:func:`arrow_ipc`).
@@ -33,6 +36,7 @@ import struct
 from collections.abc import Callable, Collection, Iterable
 from typing import Any, Protocol
 
+import blake3
 import pyarrow as pa
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -61,7 +65,7 @@ __all__ = [
 
 WIRE = struct.Struct(">IQ")
 MAX_HEADER, MAX_BODY = 1 << 20, 1 << 36
-INPUT_LABEL, RESULT_LABEL = b"confide/tee/input/v1\x00", b"confide/tee/result/v1\x00"
+INPUT_LABEL, RESULT_LABEL = b"confide/tee/input/v2\x00", b"confide/tee/result/v1\x00"
 RELEASE_LABEL, RELEASE_MAGIC = b"confide/tee/release/v1\x00", b"CFRL\x01"
 RELEASE_HEAD = len(RELEASE_MAGIC) + 32
 
@@ -156,11 +160,17 @@ def write_message(out: Writer, header: dict[str, Any], body: bytes = b"") -> Non
     out.flush()
 
 
+def input_hasher() -> blake3.blake3:
+    """A fresh input-digest hash, ``INPUT_LABEL`` already in: feed it ``u32 length || frame`` per frame."""
+    return blake3.blake3(INPUT_LABEL)
+
+
 def input_digest(frames: Iterable[bytes]) -> bytes:
     """The digest the enclave reports for an input, computed over the frames as sent."""
-    h = hashlib.sha256(INPUT_LABEL)
+    h = input_hasher()
     for frame in frames:
-        h.update(len(frame).to_bytes(4, "big") + frame)
+        h.update(len(frame).to_bytes(4, "big"))
+        h.update(frame)
     return h.digest()
 
 

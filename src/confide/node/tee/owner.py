@@ -19,7 +19,6 @@ enclave received exactly this.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import logging
 from collections.abc import Iterator
@@ -28,7 +27,7 @@ from typing import Any
 import pyarrow as pa
 
 from ...engines.tee.channel import ChannelSender, TransferContext
-from ...engines.tee.wire import INPUT_LABEL
+from ...engines.tee.wire import input_hasher
 from ..context import NodeContext
 from ..enforcement import authorize_task_input
 from ..sources import read_version
@@ -87,7 +86,7 @@ def _stream(
     batches: Iterator[pa.RecordBatch],
     columns: list[str],
 ) -> Iterator[bytes]:
-    digest, frames, status = hashlib.sha256(INPUT_LABEL), 0, "aborted"
+    digest, frames, status = input_hasher(), 0, "aborted"
     try:
         first = next(batches, None)
         schema = first.schema if first is not None else pa.schema([(c, pa.string()) for c in columns])
