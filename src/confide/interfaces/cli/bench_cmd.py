@@ -113,12 +113,18 @@ def fl(
     params: int = typer.Option(1_000_000, min=1, help="Model parameters per update."),
     dropout: float = typer.Option(0.0, min=0.0, max=0.9, help="Share of clients that drop out."),
     seed: int = typer.Option(1, help="Seed of the synthetic updates and dropouts."),
+    repeat: int = typer.Option(3, min=1, max=50, help="Rounds of each kind; medians are reported."),
 ) -> None:
-    """One secure-aggregation round (pairwise masks, Shamir-shared seeds, dropouts recovered) vs the
-    same round summed without masking, in this process."""
+    """Secure-aggregation rounds (pairwise masks, Shamir-shared seeds, dropouts recovered) vs the
+    same rounds summed without masking, in this process."""
+    import sys
+
     from ...engines.fl.bench import run_bench
 
-    result = run_bench(clients=clients, params=params, dropout=dropout, seed=seed)
+    def say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    result = run_bench(clients=clients, params=params, dropout=dropout, seed=seed, repeat=repeat, say=say)
     print(json.dumps(result, sort_keys=True))
 
 
