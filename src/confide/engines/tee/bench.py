@@ -12,6 +12,11 @@ written in chunks of 1 Mi rows. Each measured step runs in a fresh ``spawn`` pro
   SQL reads) through the trusted channel, relayed one input after the other; the enclave runs the
   same SQL in DuckDB and seals the result. ``peak_rss_mb``: the enclave process's ``VmHWM``. The
   output is then released (not timed) and compared by :func:`result_digest` (integer aggregates).
+
+``enclave_cpu_seconds`` (the owners', the host's and the enclave's CPU over ``enclave_seconds``) and
+``plain_cpu_seconds`` show where the time goes on a machine whose cores all parties share;
+``ratio_floor`` = ``enclave_cpu_seconds`` / cores / ``plain_seconds``, the ratio the enclave path
+would reach if it kept every core busy throughout.
 """
 
 from __future__ import annotations
@@ -138,15 +143,22 @@ def vm_hwm_mb(pid: int | str = "self") -> float | None:
     return None
 
 
+def cpu_seconds(pid: int | str = "self") -> float:
+    """User + system CPU seconds a process (all its threads) has used so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _plain(paths: dict[str, str], say: Progress) -> dict[str, Any]:
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), cpu_seconds()
     with duckdb.connect(":memory:") as con:
         for alias, path in paths.items():
             con.read_parquet(path).create_view(alias)
         table = con.execute(SQL).fetch_arrow_table()
     seconds = time.perf_counter() - t0
     say(f"  plain: {seconds:.2f} s, {table.num_rows} output rows")
-    return {"seconds": seconds, "rows": table.num_rows, "digest": result_digest(table)}
+    found = {"seconds": seconds, "rows": table.num_rows, "digest": result_digest(table)}
+    return found | {"cpu_seconds": cpu_seconds() - cpu0}
 
 
 def _ahead(items: Iterable[Any], depth: int) -> Iterator[Any]:
@@ -226,7 +238,7 @@ def _enclave(paths: dict[str, str], max_frame: int, say: Progress) -> dict[str, 
     ledger |= {"min_isv_svn": build.isv_svn, "block": block}
     owners, requester = [_Owner(alias, path) for alias, path in paths.items()], X25519PrivateKey.generate()
     with EnclaveHost(AttestationKey.create(root), SealingRoot.generate(), build) as host:
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), cpu_seconds()
         quote = host.start(task, SQL, block)
         info = host.info
         assert info is not None
@@ -240,10 +252,12 @@ def _enclave(paths: dict[str, str], max_frame: int, say: Progress) -> dict[str, 
         say(f"  enclave: {seconds:.2f} s (attest {attest:.2f}, run {run:.2f})")
         result.verify(info.result_public_key)
         peak = vm_hwm_mb(info.pid)  # before the enclave exits
+        cpu = cpu_seconds() - cpu0 + cpu_seconds(info.pid)  # owners and host, and the enclave
         box = host.release(requester.public_key().public_bytes_raw(), approved=True)
     table = open_release(requester, box, task_id=task, output_digest=result.output_digest)
     phases = {"attest_seconds": round(attest, 3), "feed_seconds": feeds, "run_seconds": round(run, 3)}
     found = {"seconds": seconds, "rows": table.num_rows, "digest": result_digest(table), "peak_rss_mb": peak}
+    found["cpu_seconds"] = cpu
     found |= {"frames": sum(o.count for o in owners), "channel_mb": sum(o.size for o in owners) / 2**20}
     return found | {"phases": phases, "network_isolated": info.network_isolated}
 
@@ -296,7 +310,14 @@ def run_tee_bench(rows: int, workdir: Path | None, frame_kb: int, say: Progress)
 def _figures(rows: int, size: int, plain: dict[str, Any], enc: dict[str, Any]) -> dict[str, Any]:
     found = {"bench": "tee", "rows_per_party": rows, "parties": len(PARTIES), "tee_type": "simulated"}
     found |= {"enclave_seconds": round(enc["seconds"], 3), "plain_seconds": round(plain["seconds"], 3)}
-    found |= {"ratio": round(enc["seconds"] / plain["seconds"], 3), "cores": os.cpu_count()}
+    cores = os.cpu_count() or 1
+    found |= {"ratio": round(enc["seconds"] / plain["seconds"], 3), "cores": cores}
+    found |= {
+        "enclave_cpu_seconds": round(enc["cpu_seconds"], 2),
+        "plain_cpu_seconds": round(plain["cpu_seconds"], 2),
+    }
+    # the ratio if the enclave path kept every core busy from attestation to the sealed result
+    found["ratio_floor"] = round(enc["cpu_seconds"] / cores / plain["seconds"], 3)
     found |= {k: enc[k] for k in ("peak_rss_mb", "phases", "frames", "network_isolated")}
     found |= {"owners_peak_rss_mb": enc["process_peak_rss_mb"], "channel_mb": round(enc["channel_mb"], 1)}
     found |= {"plain_peak_rss_mb": plain["process_peak_rss_mb"], "parquet_mb": round(size / 2**20, 1)}
