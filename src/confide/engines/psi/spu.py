@@ -186,7 +186,9 @@ class SpuWorker:
         require_spu(python)
         self.dir = Path(tempfile.mkdtemp(prefix="confide-spu-", dir=tmp_root))
         self._log = open(self.dir / "spu.log", "wb")  # noqa: SIM115 - closed in close()
-        env = {**os.environ, "TMPDIR": str(self.dir), "PYTHONNOUSERSITE": "1"}
+        # LIBC_FATAL_STDERR_: glibc's own fatal messages (heap corruption, a failed assertion) go to
+        # the controlling terminal otherwise, and a worker has none: its log would end with no reason
+        env = {**os.environ, "TMPDIR": str(self.dir), "PYTHONNOUSERSITE": "1", "LIBC_FATAL_STDERR_": "1"}
         env.pop("PYTHONPATH", None)
         self.proc = subprocess.Popen(
             [str(python), "-I", str(WORKER)],
