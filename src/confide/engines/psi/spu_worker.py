@@ -22,6 +22,7 @@ SPU's own log lines go to stderr (fd 1 is moved there first, so they cannot corr
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import socket
@@ -121,6 +122,9 @@ def _run(lctx: Any, job: dict[str, Any], out: Any) -> dict[str, Any]:
 
 def main() -> int:
     out = _protocol_out()
+    # a fatal signal (SPU's native code aborting) dumps every thread's Python stack to stderr, the
+    # worker's log: where in the run it died, which the engine then reports
+    faulthandler.enable(all_threads=True)
     try:
         import spu
 
