@@ -109,6 +109,12 @@ def _run(lctx: Any, job: dict[str, Any], out: Any) -> dict[str, Any]:
 
     start = time.perf_counter()
     try:
+        # PSI's Init connects to the mesh again (link.create_brpc already did) with the same
+        # seq-0 "connect_<rank>" message, and yacl silently drops one that arrives while the
+        # first is still unread: a peer that races ahead loses its second message and both
+        # sides time out (then SPU aborts, see docs/psi-mpc.md). A barrier first means each
+        # side has read the peer's first message before either sends its second.
+        lctx.barrier()
         report = psi.psi_execute(config, lctx, psi.ProgressParams(hook, 1000))
     finally:
         lctx.stop_link()
