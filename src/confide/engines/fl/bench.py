@@ -37,7 +37,7 @@ import statistics
 import time
 from collections.abc import Callable, Mapping
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -116,12 +116,12 @@ def run_local_round(
         if last.get(u, 4) >= 0
     }
     for u, client in clients.items():
-        c.server(partial(server.receive_keys, c.client("advertise", u, client.advertise_keys)))
+        keys = c.client("advertise", u, client.advertise_keys)
+        c.server(partial(server.receive_keys, keys))
     for u, msg in c.server(server.broadcast_keys).items():
         if last.get(u, 4) >= 1:
-            c.server(
-                partial(server.receive_shares, c.client("share", u, partial(clients[u].share_keys, msg)))
-            )
+            shares = c.client("share", u, partial(clients[u].share_keys, msg))
+            c.server(partial(server.receive_shares, shares))
     for u, msg in c.server(server.forward_shares).items():
         if last.get(u, 4) >= 2:
             masked = c.client("mask", u, partial(_masked_input, clients[u], msg, input_of))
@@ -132,9 +132,8 @@ def run_local_round(
             c.server(partial(server.receive_survivor_signature, sig))
     for u, msg in c.server(server.request_unmasking).items():
         if last.get(u, 4) >= 4:
-            c.server(
-                partial(server.receive_unmasking, c.client("unmask", u, partial(clients[u].unmask, msg)))
-            )
+            unmasking = c.client("unmask", u, partial(clients[u].unmask, msg))
+            c.server(partial(server.receive_unmasking, unmasking))
     return c.server(server.aggregate), server
 
 
@@ -182,13 +181,22 @@ def mask_seconds_per_stream(params: int, streams: int = 10) -> float:
     return statistics.median(took)
 
 
+class _Pair(NamedTuple):
+    """One secure round and the plain round over its survivors."""
+
+    secure: RoundClock
+    plain: RoundClock
+    exact: bool  # their sums and means agree
+    survivors: int
+
+
 def _one(
     config: SecAggConfig,
     identities: Mapping[int, Identity],
     input_of: InputOf,
     dropped: tuple[int, ...],
     codec: FixedPoint,
-) -> tuple[RoundClock, RoundClock, bool, int]:
+) -> _Pair:
     """One secure round and the plain round over its survivors; whether their sums and means agree."""
     secure_clock, plain_clock = RoundClock(), RoundClock()
     secure, server = run_local_round(
@@ -199,7 +207,7 @@ def _one(
     plain = run_plain_round(config, input_of, server.survivors, plain_clock)
     plain_mean = plain_clock.server(partial(codec.decode_mean, plain, survivors))
     exact = bool(np.array_equal(secure, plain) and np.array_equal(secure_mean, plain_mean))
-    return secure_clock, plain_clock, exact, survivors
+    return _Pair(secure_clock, plain_clock, exact, survivors)
 
 
 def run_bench(
@@ -237,11 +245,11 @@ def run_bench(
     runs = []
     for k, session in enumerate(sessions[1:], 1):
         runs.append(run := _one(session, identities, input_of, dropped, codec))
-        secure_s, plain_s = run[0].serial_seconds, run[1].serial_seconds
-        say(f"round {k}/{repeat}: secure {secure_s:.3f} s, plain {plain_s:.3f} s, sums equal: {run[2]}")
-    survivors = runs[0][3]
+        secure_s, plain_s = run.secure.serial_seconds, run.plain.serial_seconds
+        say(f"round {k}/{repeat}: secure {secure_s:.3f} s, plain {plain_s:.3f} s, sums equal: {run.exact}")
+    survivors = runs[0].survivors
 
-    secure_clocks, plain_clocks = [run[0] for run in runs], [run[1] for run in runs]
+    secure_clocks, plain_clocks = [run.secure for run in runs], [run.plain for run in runs]
     serial_secure = statistics.median(c.serial_seconds for c in secure_clocks)
     serial_plain = statistics.median(c.serial_seconds for c in plain_clocks)
     parallel_secure = statistics.median(c.parallel_seconds for c in secure_clocks)
@@ -266,5 +274,5 @@ def run_bench(
         "mask_streams": streams,
         "mask_floor_seconds": round(floor, 4),
         "ratio_floor": round((serial_plain + floor) / max(serial_plain, 1e-9), 2),
-        "exact": all(run[2] for run in runs),
+        "exact": all(run.exact for run in runs),
     }

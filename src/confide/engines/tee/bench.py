@@ -45,7 +45,7 @@ from .attestation import AttestationKey, SimulatedRoot, report_data, verify_quot
 from .channel import ChannelSender, TransferContext
 from .host import EnclaveHost, EnclaveInfo, RuntimeBuild, measure
 from .sealing import SealingRoot
-from .wire import arrow_ipc, input_hasher, open_release
+from .wire import InputDigest, arrow_ipc, open_release
 
 __all__ = ["GRANTS", "SQL", "credit_codes", "party_batch", "result_digest", "run_tee_bench", "write_party"]
 
@@ -209,9 +209,8 @@ class _Owner:
             for i in range(parquet.num_row_groups)
         )
         batches = _ahead((b for group in groups for b in group), _BATCHES_AHEAD)  # per group: flat memory
-        digest = input_hasher()
+        digest = InputDigest()
         for frame in self.sender.send_batches(batches, pa.schema(map(parquet.schema_arrow.field, columns))):
-            digest.update(len(frame).to_bytes(4, "big"))
             digest.update(frame)
             self.count, self.size = self.count + 1, self.size + len(frame)
             yield frame

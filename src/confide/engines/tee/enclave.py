@@ -64,6 +64,7 @@ from .functions import TaskFunction, lookup
 from .quote import parse_quote
 from .sealing import SealError, SealingRoot, seal, unseal
 from .wire import (
+    InputDigest,
     MessageReader,
     Reader,
     Stream,
@@ -71,7 +72,6 @@ from .wire import (
     Writer,
     arrow_ipc,
     box_for_requester,
-    input_hasher,
     read_message,
     result_message,
     sealed_aad,
@@ -202,7 +202,7 @@ class Enclave:
         self.state, self._quote_digest = "new", b""
         self._tables: dict[str, pa.Table] = {}
         self._digests: dict[str, str] = {}
-        self._rx: tuple[str, str, ChannelReceiver, Any] | None = None
+        self._rx: tuple[str, str, ChannelReceiver, InputDigest] | None = None
 
     def handle(self, header: dict[str, Any], body: bytes) -> tuple[dict[str, Any], bytes] | None:
         kind = header["type"]
@@ -254,7 +254,7 @@ class Enclave:
         if not _ALIAS.fullmatch(alias) or alias in self._tables or dataset_id in self._digests:
             raise EnclaveRefused("protocol")
         ctx = TransferContext(self._quote_digest, self._task_id, dataset_id, _field(h, "sender_key_id", str))
-        self._rx = (alias, dataset_id, ChannelReceiver(self._channel_key, ctx), input_hasher())
+        self._rx = (alias, dataset_id, ChannelReceiver(self._channel_key, ctx), InputDigest())
         self.state = "receiving"
 
     def _on_frame(self, _: dict[str, Any], frame: bytes | memoryview) -> None:
@@ -263,7 +263,6 @@ class Enclave:
             self._rx[2].feed(frame)  # checks the frame size before it is hashed below
         except ChannelError:
             raise EnclaveRefused("channel") from None
-        self._rx[3].update(len(frame).to_bytes(4, "big"))
         self._rx[3].update(frame)
 
     def _on_end(self, _: dict[str, Any], __: bytes) -> tuple[dict[str, Any], bytes]:

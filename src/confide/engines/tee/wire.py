@@ -47,6 +47,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from confide.crypto.canonical import canonical_bytes, parse_canonical
 
 __all__ = [
+    "InputDigest",
     "MessageReader",
     "Reader",
     "Stream",
@@ -160,16 +161,28 @@ def write_message(out: Writer, header: dict[str, Any], body: bytes = b"") -> Non
     out.flush()
 
 
-def input_hasher() -> blake3.blake3:
-    """A fresh input-digest hash, ``INPUT_LABEL`` already in: feed it ``u32 length || frame`` per frame."""
-    return blake3.blake3(INPUT_LABEL)
+class InputDigest:
+    """An input digest being computed: :meth:`update` with each frame as sent, in order."""
+
+    def __init__(self) -> None:
+        self._hash = blake3.blake3(INPUT_LABEL)
+
+    def update(self, frame: bytes | memoryview) -> None:
+        """Absorb ``u32 length || frame``."""
+        self._hash.update(len(frame).to_bytes(4, "big"))
+        self._hash.update(frame)
+
+    def digest(self) -> bytes:
+        return self._hash.digest()
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
 
 
 def input_digest(frames: Iterable[bytes]) -> bytes:
     """The digest the enclave reports for an input, computed over the frames as sent."""
-    h = input_hasher()
+    h = InputDigest()
     for frame in frames:
-        h.update(len(frame).to_bytes(4, "big"))
         h.update(frame)
     return h.digest()
 

@@ -27,7 +27,7 @@ from typing import Any
 import pyarrow as pa
 
 from ...engines.tee.channel import ChannelSender, TransferContext
-from ...engines.tee.wire import input_hasher
+from ...engines.tee.wire import InputDigest
 from ..context import NodeContext
 from ..enforcement import authorize_task_input
 from ..sources import read_version
@@ -86,17 +86,15 @@ def _stream(
     batches: Iterator[pa.RecordBatch],
     columns: list[str],
 ) -> Iterator[bytes]:
-    digest, frames, status = input_hasher(), 0, "aborted"
+    digest, frames, status = InputDigest(), 0, "aborted"
     try:
         first = next(batches, None)
         schema = first.schema if first is not None else pa.schema([(c, pa.string()) for c in columns])
         source = itertools.chain([first], batches) if first is not None else iter(())
         for frame in sender.send_batches(source, schema):
-            size = len(frame).to_bytes(4, "big")
-            digest.update(size)
             digest.update(frame)
             frames += 1
-            yield size + frame
+            yield len(frame).to_bytes(4, "big") + frame
         status = "sent"
     finally:
         ctx.local.finish_transfer(
